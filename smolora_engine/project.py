@@ -1,0 +1,415 @@
+"""The project: every setting of one fine-tune, with its default, its one-line doc and its check.
+
+A project is saved as TOML (read with tomllib, written with tomli-w, atomically).
+`project_from_dict` never raises on bad values: it returns the project built from
+what was valid plus *every* problem found, each naming its field, so a person
+can fix a file in one pass. Unknown keys are reported and kept (written back on
+save), never silently dropped.
+
+This module is light (no torch): the TUI imports it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Callable, get_type_hints
+
+import tomli_w
+
+SCHEMA_VERSION = 1
+
+# A check takes the value (already of the right type) and returns what is wrong, or None.
+Check = Callable[[Any], "str | None"]
+
+
+def setting(default: Any, doc: str, check: Check | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with a default, a one-line doc and an optional check or set of choices."""
+    meta = {"doc": doc, "check": check, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def positive_int(v: int) -> str | None:
+    return None if v > 0 else "a positive integer"
+
+
+def non_negative_int(v: int) -> str | None:
+    return None if v >= 0 else "an integer >= 0"
+
+
+def positive_number(v: float) -> str | None:
+    return None if math.isfinite(v) and v > 0 else "a positive number"
+
+
+def non_negative_number(v: float) -> str | None:
+    return None if math.isfinite(v) and v >= 0 else "a number >= 0"
+
+
+def fraction_below_one(v: float) -> str | None:
+    return None if 0 <= v < 1 else "a number from 0 up to (not including) 1"
+
+
+def non_empty_list(v: list) -> str | None:
+    return None if v else "a non-empty list of strings"
+
+
+@dataclass
+class ModelSettings:
+    base: str = setting(
+        "smollm2-135m-instruct",
+        "Base model: 'smollm2-135m-instruct' (embedded, works offline), a local Hugging Face "
+        "model folder, or a hub id already in the local Hugging Face cache.",
+    )
+    trust_remote_code: bool = setting(
+        False, "Allow the model's own Python code to run (only for models you trust)."
+    )
+    device: str = setting(
+        "auto", "Where to train and run: auto picks cuda, then mps, then cpu.",
+        choices=("auto", "cuda", "mps", "cpu"),
+    )
+    dtype: str = setting(
+        "auto", "Weights and compute precision: auto is bfloat16 on GPUs that support it, float32 otherwise.",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
+
+
+@dataclass
+class DataSettings:
+    path: str = setting("", "The training data: a file or folder (txt, md, jsonl, json, csv, tsv, parquet, "
+                            "a `save_to_disk` folder) or a cached hub dataset id.")
+    eval_path: str = setting("", "A separate evaluation file; when empty, eval_ratio of the data is held out.")
+    format: str = setting(
+        "auto", "How to read the data: auto decides from the file extension.",
+        choices=("auto", "text", "jsonl", "json", "csv", "tsv", "parquet", "arrow", "hub"),
+    )
+    shape: str = setting(
+        "auto", "What each row is: auto detects it from the columns.",
+        choices=("auto", "text", "instruction", "prompt_completion", "chat"),
+    )
+    text_split: str = setting(
+        "line", "For text files: one sample per line, per paragraph (blank-line separated) or per file.",
+        choices=("line", "paragraph", "file"),
+    )
+    columns: dict = setting(
+        {}, "Column mapping for non-standard names, e.g. {text = \"body\"} or {prompt = \"q\", completion = \"a\"}.",
+    )
+    chunk_size: int = setting(0, "Split long texts into pieces of this many units (0: no chunking).", non_negative_int)
+    chunk_unit: str = setting("tokens", "What chunk_size counts: tokens (model tokenizer) or words (as SmoLoRA).",
+                              choices=("tokens", "words"))
+    dedupe: bool = setting(True, "Drop exact duplicate samples (the count is reported).")
+    eval_ratio: float = setting(0.1, "Fraction of the data held out for evaluation when no eval_path is given.",
+                                fraction_below_one)
+    split_seed: int = setting(42, "Seed of the train/eval split.", non_negative_int)
+    over_length: str = setting(
+        "truncate", "Samples longer than training.max_length are truncated or dropped (counted either way).",
+        choices=("truncate", "drop"),
+    )
+
+
+@dataclass
+class LoraSettings:
+    r: int = setting(16, "LoRA rank: the size of the adapter matrices.", positive_int)
+    alpha: float = setting(32.0, "LoRA alpha: the adapter's scale is alpha / r (or alpha / sqrt(r) with rslora).",
+                           positive_number)
+    dropout: float = setting(0.0, "Dropout on the adapter's input (0 is fastest; small data may like 0.05).",
+                             fraction_below_one)
+    target_modules: list = setting(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Linear layers that get an adapter, or ['all-linear'].",
+        non_empty_list,
+    )
+    use_dora: bool = setting(False, "Weight-decomposed LoRA (DoRA): often better, slower per step.")
+    use_rslora: bool = setting(False, "Rank-stabilised LoRA: scale alpha / sqrt(r), steadier at high ranks.")
+
+
+@dataclass
+class TrainingSettings:
+    epochs: float = setting(1.0, "Passes over the training data (ignored when max_steps > 0).", positive_number)
+    max_steps: int = setting(0, "Optimizer steps to train for; 0 means use epochs.", non_negative_int)
+    learning_rate: float = setting(5e-4, "Peak learning rate.", positive_number)
+    scheduler: str = setting("cosine", "Learning-rate schedule after warmup.",
+                             choices=("cosine", "linear", "constant", "constant_with_warmup"))
+    warmup_ratio: float = setting(0.05, "Fraction of the steps spent warming the learning rate up.",
+                                  fraction_below_one)
+    weight_decay: float = setting(0.0, "AdamW weight decay on the adapter weights.", non_negative_number)
+    batch_size: int = setting(1, "Sequences per forward pass (1 avoids padding on CPU).", positive_int)
+    grad_accum: int = setting(8, "Forward passes per optimizer step; effective batch = batch_size x grad_accum.",
+                              positive_int)
+    max_length: int = setting(1024, "Longest sample in tokens.", positive_int)
+    gradient_checkpointing: bool = setting(
+        False, "Recompute activations in the backward pass: less memory, about 20 % slower.")
+    eval_steps: int = setting(50, "Evaluate every this many steps when there is an eval split (0: only at the end).",
+                              non_negative_int)
+    save_steps: int = setting(50, "Save a resumable checkpoint every this many steps.", positive_int)
+    keep_checkpoints: int = setting(3, "Checkpoints kept (the best one by eval loss is always kept).", positive_int)
+    logging_steps: int = setting(1, "Emit a step event every this many optimizer steps.", positive_int)
+    seed: int = setting(42, "Random seed of the run.", non_negative_int)
+    launcher: str = setting("none", "Multi-process launcher for several GPUs (or CPU processes).",
+                            choices=("none", "torchrun", "accelerate"))
+    num_processes: int = setting(1, "Processes started by the launcher.", positive_int)
+
+
+@dataclass
+class OutputSettings:
+    export_format: str = setting("gguf", "Export format for llama.cpp / Ollama.", choices=("gguf",))
+    export_quant: str = setting("q8_0", "GGUF tensor type.", choices=("f16", "q8_0"))
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelSettings,
+    "data": DataSettings,
+    "lora": LoraSettings,
+    "training": TrainingSettings,
+    "output": OutputSettings,
+}
+
+
+@dataclass
+class Project:
+    name: str
+    schema_version: int = SCHEMA_VERSION
+    description: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    # Keys this version does not know, kept as found so a save never loses them.
+    unknown: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema_version": self.schema_version, "name": self.name}
+        if self.description:
+            out["description"] = self.description
+        for section in SECTIONS:
+            out[section] = asdict(getattr(self, section))
+        _merge(out, self.unknown)
+        return out
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @property
+    def effective_batch(self) -> int:
+        return self.training.batch_size * self.training.grad_accum
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    unknown_key: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProjectError(Exception):
+    """A project file that cannot be read, or settings that do not validate."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+def _merge(into: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list of strings", dict: "a table"}
+
+
+def _coerce(value: Any, kind: type) -> tuple[bool, Any]:
+    """Check `value` against the field's type; ints are accepted where numbers are."""
+    if kind is bool:
+        return isinstance(value, bool), value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value), value
+    if kind is dict:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values()), value
+    return isinstance(value, kind), value
+
+
+def _check_field(path: str, f, kind: type, value: Any) -> tuple[Any, Problem | None]:
+    ok, value = _coerce(value, kind)
+    if not ok:
+        return None, Problem(path, f"{path} must be {_TYPE_WORDS[kind]}, got {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        return None, Problem(path, f"{path} must be one of {allowed}, got {value!r}")
+    check = f.metadata.get("check")
+    wanted = check(value) if check else None
+    if wanted:
+        return None, Problem(path, f"{path} must be {wanted}, got {value!r}")
+    return value, None
+
+
+# Names people bring from Hugging Face, PEFT, TRL and SmolFactory configs.
+SYNONYMS = {
+    "rank": "r", "lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "targets": "target_modules",
+    "lr": "learning_rate", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum", "max_seq_length": "max_length", "lr_scheduler_type": "scheduler",
+    "warmup": "warmup_ratio", "model_name": "base", "base_model": "base", "dataset": "path",
+}
+
+
+def _unknown(path: str, known: list[str]) -> Problem:
+    leaf = path.rsplit(".", 1)[-1]
+    close = [SYNONYMS[leaf]] if SYNONYMS.get(leaf) in known else difflib.get_close_matches(leaf, known, n=1)
+    prefix = path.rsplit(".", 1)[0] + "." if "." in path else ""
+    hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+    return Problem(path, f"unknown key {path}{hint}; it is kept in the file but not used", unknown_key=True)
+
+
+def _build_section(section: str, cls: type, raw: Any, problems: list[Problem], unknown: dict) -> Any:
+    if not isinstance(raw, dict):
+        problems.append(Problem(section, f"{section} must be a table ([{section}]), got {raw!r}"))
+        return cls()
+    hints = get_type_hints(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{section}.{key}"
+        f = by_name.get(key)
+        if f is None:
+            problems.append(_unknown(path, list(by_name)))
+            unknown.setdefault(section, {})[key] = value
+            continue
+        kind = getattr(hints[key], "__origin__", hints[key])
+        checked, problem = _check_field(path, f, kind, value)
+        if problem:
+            problems.append(problem)
+        else:
+            values[key] = checked
+    return cls(**values)
+
+
+def _cross_checks(project: Project) -> list[Problem]:
+    problems = []
+    t = project.training
+    if t.logging_steps > t.save_steps:
+        problems.append(Problem("training.logging_steps",
+                                f"training.logging_steps must be at most training.save_steps ({t.save_steps}), "
+                                f"got {t.logging_steps}"))
+    if project.data.columns:
+        allowed = ("text", "instruction", "input", "output", "system", "prompt", "completion", "messages")
+        for key in project.data.columns:
+            if key not in allowed:
+                problems.append(Problem(f"data.columns.{key}",
+                                        f"data.columns.{key} is not a known role; use one of "
+                                        + ", ".join(allowed)))
+    return problems
+
+
+def project_from_dict(raw: dict[str, Any], name: str | None = None) -> tuple[Project, list[Problem]]:
+    """Build a project from parsed TOML; return it with every problem found (never raises)."""
+    problems: list[Problem] = []
+    unknown: dict[str, Any] = {}
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append(Problem("schema_version", f"schema_version must be a positive integer, got {version!r}"))
+        version = SCHEMA_VERSION
+    elif version > SCHEMA_VERSION:
+        problems.append(Problem("schema_version",
+                                f"schema_version {version} is newer than this smolora understands "
+                                f"({SCHEMA_VERSION}); upgrade smolora-tui"))
+    raw = migrate(raw, version)
+    file_name = raw.get("name", name)
+    if name is not None and file_name != name:
+        problems.append(Problem("name", f"name must match the file name {name!r}, got {file_name!r}"))
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(Problem("description", f"description must be a string, got {description!r}"))
+        description = ""
+    sections = {}
+    for section, cls in SECTIONS.items():
+        sections[section] = _build_section(section, cls, raw.get(section, {}), problems, unknown)
+    for key, value in raw.items():
+        if key not in SECTIONS and key not in ("schema_version", "name", "description"):
+            problems.append(_unknown(key, [*SECTIONS, "schema_version", "name", "description"]))
+            unknown[key] = value
+    project = Project(name=name or str(file_name or ""), schema_version=SCHEMA_VERSION,
+                      description=description, unknown=unknown, **sections)
+    problems.extend(_cross_checks(project))
+    return project, problems
+
+
+def migrate(raw: dict[str, Any], version: int) -> dict[str, Any]:
+    """Bring an older file's keys up to SCHEMA_VERSION (version 1 is the first: nothing to do yet)."""
+    return raw
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """Parse TOML, turning a syntax error into a ProjectError naming the file, line and reason."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def blocking(problems: list[Problem]) -> list[Problem]:
+    """Problems that stop a project from being used (unknown keys are only reported)."""
+    return [p for p in problems if not p.unknown_key]
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse `key=value` as written on a command line: the value is TOML, or else a plain string."""
+    if "=" not in text:
+        raise ValueError(f"expected key=value, got {text!r}")
+    key, value = (part.strip() for part in text.split("=", 1))
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key, parsed
+
+
+def set_value(project: Project, key: str, value: Any) -> tuple[Project, list[Problem]]:
+    """Return a copy of `project` with dotted `key` set to `value`, and the problems of the result."""
+    raw = project.to_dict()
+    parts = key.split(".")
+    target = raw
+    for part in parts[:-1]:
+        node = target.get(part)
+        if not isinstance(node, dict):
+            node = target[part] = {}
+        target = node
+    target[parts[-1]] = value
+    return project_from_dict(raw, project.name)
+
+
+def field_docs() -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type word, default, doc) for every setting: the source of the README reference."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            kind = getattr(hints[f.name], "__origin__", hints[f.name])
+            default = f.default if f.default is not MISSING else f.default_factory()
+            doc = f.metadata["doc"]
+            if f.metadata.get("choices"):
+                doc += " One of: " + ", ".join(f.metadata["choices"]) + "."
+            rows.append((f"{section}.{f.name}", _TYPE_WORDS[kind], default, doc))
+    return rows
+
+
+def field_doc(key: str) -> str:
+    for dotted, _kind, _default, doc in field_docs():
+        if dotted == key:
+            return doc
+    return ""

@@ -1,0 +1,73 @@
+"""Every test runs with SMOLORA_HOME in a temporary folder and no model hub.
+
+The embedded model is converted once per test session into a shared cache that
+every test's home links to, so only one test pays the ~20 s conversion.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_models(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(autouse=True)
+def smolora_home(tmp_path, monkeypatch, shared_models) -> Path:
+    home = tmp_path / "smolora-home"
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
+    monkeypatch.setenv("SMOLORA_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded_model(shared_models, tmp_path_factory) -> dict:
+    """Convert the embedded model once for the whole session; returns where and how long."""
+    from smolora_engine.models import DEFAULT_MODEL, ensure_model
+
+    home = tmp_path_factory.mktemp("embedded-home")
+    (home / "cache").mkdir()
+    (home / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
+    old = os.environ.get("SMOLORA_HOME")
+    os.environ["SMOLORA_HOME"] = str(home)
+    try:
+        started = time.monotonic()
+        folder = ensure_model(DEFAULT_MODEL)
+        seconds = time.monotonic() - started
+    finally:
+        if old is None:
+            os.environ.pop("SMOLORA_HOME", None)
+        else:
+            os.environ["SMOLORA_HOME"] = old
+    return {"path": folder, "first_s": seconds}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random llama model folder with the embedded model's tokenizer (for fast unit tests)."""
+    from tests.helpers import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 120) -> str:
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **(env or {})}, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

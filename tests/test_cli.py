@@ -1,0 +1,64 @@
+"""The `smolora` CLI for projects: init, projects, show, config (validated), --json."""
+
+import json
+
+from smolora_engine import paths
+from smolora_engine.cli import main
+from smolora_engine.projects import load_project
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_projects_show(capsys, tmp_path):
+    assert run(capsys, "init", "demo1", "--data", str(tmp_path))[0] == 0
+    code, out, _ = run(capsys, "projects", "--json")
+    data = json.loads(out)
+    assert data[0]["name"] == "demo1" and data[0]["usable"] and data[0]["data"] == str(tmp_path)
+    code, out, _ = run(capsys, "show", "demo1", "--json")
+    assert json.loads(out)["project"]["lora"]["r"] == 16
+    code, _, err = run(capsys, "init", "demo1")
+    assert code == 2 and "already exists" in err
+
+
+def test_config_validates_before_saving(capsys):
+    run(capsys, "init", "p")
+    before = paths.project_file("p").read_text()
+    code, out, err = run(capsys, "config", "p", "lora.r=32", "lora.r=0")
+    assert code == 2
+    assert "lora.r must be a positive integer, got 0" in err and "nothing was saved" in err
+    assert paths.project_file("p").read_text() == before
+    code, _, err = run(capsys, "config", "p", "training.lr=1")
+    assert code == 2 and "unknown key training.lr" in err and "training.learning_rate" in err
+    code, out, _ = run(capsys, "config", "p", "lora.r=32", "training.learning_rate=1e-4", "lora.use_dora=true")
+    assert code == 0
+    project = load_project("p")
+    assert (project.lora.r, project.training.learning_rate, project.lora.use_dora) == (32, 1e-4, True)
+
+
+def test_unknown_project_and_corrupt_project_messages(capsys):
+    code, _, err = run(capsys, "show", "nope")
+    assert code == 2 and "no project named 'nope'" in err and "smolora init nope" in err
+    paths.projects_dir().mkdir(parents=True)
+    paths.project_file("bad").write_text("[lora\n")
+    code, out, _ = run(capsys, "projects")
+    assert "UNREADABLE" in out and "line 1" in out
+
+
+def test_every_command_has_help(capsys):
+    from smolora_engine.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, sub_parser in sub.choices.items():
+        assert sub_parser.format_help(), name
+
+
+def test_demo_setup(capsys):
+    code, out, _ = run(capsys, "demo", "--setup")
+    assert code == 0
+    project = load_project("demo")
+    assert project.data.path.endswith("signature_chat.jsonl")
