@@ -161,6 +161,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_settings(args: argparse.Namespace):
+    """The project's data settings, or defaults pointed at PATH."""
+    from .project import DataSettings, TrainingSettings
+    from .projects import load_project
+
+    if args.project:
+        project = load_project(args.project)
+        if args.path:
+            project.data.path = args.path
+        return project.data, project.training, project.model
+    if not args.path:
+        raise ProjectError("give a PATH or --project NAME")
+    from .project import ModelSettings
+
+    return DataSettings(path=args.path, format=args.format), TrainingSettings(), ModelSettings()
+
+
+@command("data")
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.doctor import DataError, check_data
+    from .data.preview import preview
+
+    settings, training, model = _data_settings(args)
+    try:
+        if args.action == "preview":
+            result = preview(settings.path, args.rows, settings.format, settings.text_split, settings.columns)
+            if args.json:
+                print_json({"source": result.source, "format": result.format, "shape": result.shape,
+                            "columns": result.columns, "total_rows": result.total_rows, "rows": result.rows,
+                            "where": result.where, "problems": [p.to_dict() for p in result.problems]})
+                return 0
+            total = "unknown" if result.total_rows is None else result.total_rows
+            print(f"{result.source}: {result.format}, shape {result.shape or 'unknown'}, rows {total}")
+            for where, row in zip(result.where, result.rows):
+                print(f"{where}: {json.dumps(row, ensure_ascii=False)[:200]}")
+            for problem in result.problems:
+                print(f"problem: {problem}")
+            return 0
+        tokenizer = None
+        if not args.no_tokens:
+            from .models import load_tokenizer
+
+            tokenizer = load_tokenizer(model.base, model.trust_remote_code)
+        report = check_data(settings, tokenizer, training.max_length)
+    except DataError as exc:
+        if args.json:
+            print_json({"error": str(exc)})
+        return fail(str(exc))
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print(report.summary())
+    for problem in report.problems[: args.max_problems]:
+        print(f"  {problem}")
+    if len(report.problems) > args.max_problems:
+        print(f"  ... {len(report.problems) - args.max_problems} more (--json lists them all)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smolora",
@@ -196,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="find a base model and prepare it (converts the embedded model once)")
     p.add_argument("spec", nargs="?", default="smollm2-135m-instruct")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("data", help="check or preview training data",
+                       description="check: the data doctor (every bad row with file and line, token "
+                                   "statistics); preview: the first rows of a file, fast on huge files.")
+    p.add_argument("action", choices=("check", "preview"))
+    p.add_argument("path", nargs="?", help="a data file or folder (default: the project's data.path)")
+    p.add_argument("--project", metavar="NAME", help="use this project's data settings and tokenizer")
+    p.add_argument("--format", default="auto", help="file format when PATH has no telling extension")
+    p.add_argument("--rows", type=int, default=10, help="rows to preview")
+    p.add_argument("--no-tokens", action="store_true", help="skip token statistics (no tokenizer is loaded)")
+    p.add_argument("--max-problems", type=int, default=30, help="problems to print (all with --json)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("demo", help="create the demo project (a dataset that teaches a visible behaviour)")

@@ -147,7 +147,9 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None) -> Pa
         say(f"converting {source.gguf.name} to safetensors (once, about 20 s)")
         started = time.monotonic()
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         model = AutoModelForCausalLM.from_pretrained(source.gguf.parent, gguf_file=source.gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(source.gguf.parent, gguf_file=source.gguf.name)
         # The tensors are already dequantized to float32; the GGUF "quantizer" is only a marker

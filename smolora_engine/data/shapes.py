@@ -1,0 +1,206 @@
+"""Shapes: what a row means, detected from its columns, and each row turned into a `Sample`.
+
+- text: {"text": ...}
+- instruction (alpaca): {"instruction", "input"?, "output", "system"?}
+- prompt_completion: {"prompt", "completion"}
+- chat: OpenAI {"messages": [{"role", "content"}]} or ShareGPT {"conversations": [{"from", "value"}]}
+
+Instruction rows become chat messages (so the model's chat template renders them);
+prompt/completion stays plain text with the loss on the completion. A project's
+`data.columns` maps roles to other column names, e.g. {text = "body"}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .readers import DataProblem, Row
+
+SHAPES = ("text", "instruction", "prompt_completion", "chat")
+
+# Default column names for each role, tried in order.
+DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "messages": ("messages", "conversations", "conversation"),
+    "instruction": ("instruction",),
+    "input": ("input", "context"),
+    "output": ("output", "response"),
+    "system": ("system",),
+    "prompt": ("prompt", "question"),
+    "completion": ("completion", "answer", "chosen"),
+    "text": ("text", "content", "body", "document"),
+}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "model": "assistant", "bot": "assistant", "chatgpt": "assistant", "system": "system"}
+
+
+@dataclass
+class Sample:
+    """One training example in a normal form."""
+
+    where: str
+    text: str | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def shape(self) -> str:
+        if self.messages:
+            return "chat"
+        if self.prompt is not None:
+            return "prompt_completion"
+        return "text"
+
+    def key(self) -> str:
+        """Identity for de-duplication."""
+        if self.messages:
+            return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in self.messages)
+        if self.prompt is not None:
+            return f"{self.prompt}\x1e{self.completion}"
+        return self.text or ""
+
+
+def resolve_columns(keys: set[str], mapping: dict[str, str]) -> dict[str, str]:
+    """Role -> column name, from the project's mapping first, then the default names present."""
+    out = dict(mapping)
+    for role, names in DEFAULT_COLUMNS.items():
+        if role not in out:
+            found = next((n for n in names if n in keys), None)
+            if found:
+                out[role] = found
+    return out
+
+
+def detect_shape(rows: list[dict[str, Any]], mapping: dict[str, str] | None = None) -> str | None:
+    """The shape most rows have (None when no known columns are found)."""
+    mapping = mapping or {}
+    votes: dict[str, int] = {}
+    for data in rows:
+        cols = resolve_columns(set(data), mapping)
+        if "messages" in cols and cols["messages"] in data:
+            shape = "chat"
+        elif "instruction" in cols and "output" in cols:
+            shape = "instruction"
+        elif "prompt" in cols and "completion" in cols:
+            shape = "prompt_completion"
+        elif "text" in cols:
+            shape = "text"
+        else:
+            continue
+        votes[shape] = votes.get(shape, 0) + 1
+    return max(votes, key=votes.get) if votes else None
+
+
+def describe_columns(keys: set[str]) -> str:
+    return ", ".join(sorted(keys)) or "(none)"
+
+
+def _problem(row: Row, reason: str, kind: str) -> DataProblem:
+    return DataProblem(row.file, row.line, reason, row.index, kind=kind)
+
+
+def _text_field(row: Row, column: str | None, role: str, required: bool = True) -> str | DataProblem | None:
+    if column is None or column not in row.data or row.data[column] is None:
+        if not required:
+            return None
+        name = column or DEFAULT_COLUMNS[role][0]
+        return _problem(row, f"missing field '{name}' (columns: {describe_columns(set(row.data))}); "
+                             f"map another column with data.columns.{role}", "missing_field")
+    value = row.data[column]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return _problem(row, f"field '{column}' must be text, got {type(value).__name__}", "wrong_type")
+    if required and not value.strip():
+        return _problem(row, f"field '{column}' is empty", "empty_field")
+    return value
+
+
+def _content_text(content: Any) -> str | None:
+    """Message content as text: a string, or OpenAI's list of parts with text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"]
+        if parts and all(isinstance(p, str) for p in parts):
+            return "".join(parts)
+    return None
+
+
+def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, str]] | DataProblem:
+    if not isinstance(raw, list):
+        return _problem(row, f"field '{column}' must be a list of messages, got {type(raw).__name__}", "wrong_type")
+    if not raw:
+        return _problem(row, f"field '{column}' is an empty list", "empty_field")
+    messages = []
+    for i, message in enumerate(raw, start=1):
+        if not isinstance(message, dict):
+            return _problem(row, f"message {i} must be an object, got {type(message).__name__}", "wrong_type")
+        if "role" in message:
+            role, content = message.get("role"), _content_text(message.get("content"))
+        elif "from" in message:
+            role, content = SHAREGPT_ROLES.get(str(message.get("from")).lower(), message.get("from")), \
+                _content_text(message.get("value"))
+        else:
+            return _problem(row, f"message {i} has no 'role' (OpenAI) or 'from' (ShareGPT) key", "missing_field")
+        if role not in ("system", "user", "assistant"):
+            return _problem(row, f"message {i} has role {role!r}; use system, user or assistant", "bad_role")
+        if content is None:
+            return _problem(row, f"message {i} ({role}) has no text content", "wrong_type")
+        messages.append({"role": role, "content": content})
+    return check_turns(row, messages)
+
+
+def check_turns(row: Row, messages: list[dict[str, str]]) -> list[dict[str, str]] | DataProblem:
+    """System first (optional), then user and assistant alternating, ending with an assistant answer."""
+    turns = messages[1:] if messages[0]["role"] == "system" else messages
+    for i, message in enumerate(turns):
+        number = i + 1 + (len(messages) - len(turns))
+        expected = "user" if i % 2 == 0 else "assistant"
+        if message["role"] != expected:
+            return _problem(row, f"bad role order: message {number} is {message['role']!r} where {expected!r} "
+                                 "was expected (system first, then user and assistant alternating)", "role_order")
+        if expected == "assistant" and not message["content"].strip():
+            return _problem(row, f"empty assistant turn (message {number})", "empty_assistant")
+    if not turns or turns[-1]["role"] != "assistant":
+        return _problem(row, "the conversation does not end with an assistant answer to train on", "role_order")
+    return messages
+
+
+def to_sample(row: Row, shape: str, mapping: dict[str, str]) -> Sample | DataProblem:
+    cols = resolve_columns(set(row.data), mapping)
+    where = row.where
+    if shape == "chat":
+        column = cols.get("messages")
+        if column is None or column not in row.data:
+            return _problem(row, f"missing field 'messages' (columns: {describe_columns(set(row.data))})",
+                            "missing_field")
+        messages = normalize_messages(row, row.data[column], column)
+        return messages if isinstance(messages, DataProblem) else Sample(where, messages=messages)
+    if shape == "instruction":
+        values = {}
+        for role, required in (("instruction", True), ("input", False), ("output", True), ("system", False)):
+            value = _text_field(row, cols.get(role), role, required)
+            if isinstance(value, DataProblem):
+                return value
+            values[role] = value
+        user = values["instruction"].strip()
+        if values["input"] and values["input"].strip():
+            user = f"{user}\n\n{values['input'].strip()}"
+        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": values["output"]}]
+        if values["system"] and values["system"].strip():
+            messages.insert(0, {"role": "system", "content": values["system"].strip()})
+        return Sample(where, messages=messages)
+    if shape == "prompt_completion":
+        prompt = _text_field(row, cols.get("prompt"), "prompt")
+        if isinstance(prompt, DataProblem):
+            return prompt
+        completion = _text_field(row, cols.get("completion"), "completion")
+        if isinstance(completion, DataProblem):
+            return completion
+        return Sample(where, prompt=prompt, completion=completion)
+    text = _text_field(row, cols.get("text"), "text")
+    if isinstance(text, DataProblem):
+        return text
+    return Sample(where, text=text)

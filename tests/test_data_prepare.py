@@ -1,0 +1,160 @@
+"""Rendering with the chat template, length limits, chunking, split, preview, SmoLoRA parity, CLI."""
+
+import json
+import time
+import warnings
+
+import pytest
+
+from smolora_engine.cli import main
+from smolora_engine.data import DataError, check_data, prepare
+from smolora_engine.data.compat import (
+    DataWarning, chunk_texts, prepare_dataset, read_csv, read_jsonl, read_txt_folder,
+)
+from smolora_engine.data.preview import preview
+from smolora_engine.data.render import IGNORE, render_sample
+from smolora_engine.data.shapes import Sample
+from smolora_engine.project import DataSettings
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def trained_text(tokenizer, rendered):
+    return tokenizer.decode([t for t, label in zip(rendered.input_ids, rendered.labels) if label != IGNORE])
+
+
+def test_chat_loss_is_on_assistant_turns_only(tokenizer):
+    sample = Sample("x", messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"},
+                                   {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"},
+                                   {"role": "assistant", "content": "A2"}])
+    rendered = render_sample(sample, tokenizer)
+    assert trained_text(tokenizer, rendered).replace(" ", "") == "A1<|im_end|>A2<|im_end|>"
+    assert [text for text, trained in rendered.segments if trained] == ["A1<|im_end|>", "A2<|im_end|>"]
+    assert "".join(text for text, _ in rendered.segments) == tokenizer.apply_chat_template(
+        sample.messages, tokenize=False)
+
+
+def test_text_is_trained_everywhere_and_completion_only_after_prompt(tokenizer):
+    rendered = render_sample(Sample("x", text="abc"), tokenizer)
+    assert all(label != IGNORE for label in rendered.labels) and rendered.trained_tokens == 4  # a b c + eos
+    rendered = render_sample(Sample("x", prompt="Q:", completion="A"), tokenizer)
+    assert trained_text(tokenizer, rendered).replace(" ", "") == "A<|im_end|>"
+
+
+def test_truncate_or_drop_over_length(tmp_path, tokenizer):
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps({"text": "x" * n}) for n in (5, 50, 8)) + "\n")
+    report = check_data(DataSettings(path=str(f), eval_ratio=0), tokenizer, max_length=20)
+    assert (report.rows_kept, report.truncated) == (3, 1) and report.tokens["max"] == 20
+    report = check_data(DataSettings(path=str(f), eval_ratio=0, over_length="drop"), tokenizer, max_length=20)
+    assert (report.rows_kept, report.dropped_too_long) == (2, 1)
+    assert [(p.line, p.kind) for p in report.problems] == [(2, "too_long")]
+
+
+def test_answer_beyond_max_length_is_reported(tmp_path, tokenizer):
+    f = tmp_path / "c.jsonl"
+    row = {"messages": [{"role": "user", "content": "q" * 60}, {"role": "assistant", "content": "a"}]}
+    f.write_text(json.dumps(row) + "\n" + json.dumps({"messages": [row["messages"][0] | {"content": "q"},
+                                                                   row["messages"][1]]}) + "\n")
+    report = check_data(DataSettings(path=str(f), eval_ratio=0), tokenizer, max_length=40)
+    assert report.rows_kept == 1
+    assert report.problems[0].line == 1 and "nothing left to train on" in report.problems[0].reason
+
+
+def test_token_statistics_and_histogram(tmp_path, tokenizer):
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps({"text": "y" * n}) for n in range(1, 101)) + "\n")
+    report = check_data(DataSettings(path=str(f), eval_ratio=0), tokenizer)
+    assert report.tokens == {"min": 2, "median": 51, "p95": 96, "max": 101, "per_epoch": 5150,
+                             "trained_per_epoch": 5150}
+    assert sum(count for _lo, _hi, count in report.histogram()) == 100
+
+
+def test_chunking_by_words_and_tokens(tmp_path, tokenizer):
+    f = tmp_path / "t.txt"
+    f.write_text("one two three four five six seven\n")
+    report = check_data(DataSettings(path=str(f), chunk_size=3, chunk_unit="words", eval_ratio=0))
+    assert report.rows_kept == 3
+    report = check_data(DataSettings(path=str(f), chunk_size=10, chunk_unit="tokens", eval_ratio=0), tokenizer)
+    assert report.rows_kept == 4  # 33 characters, one token each in the tiny tokenizer
+    assert report.tokens["max"] == 11  # 10 + eos
+
+
+def test_split_ratio_seed_and_separate_eval_file(tmp_path, tokenizer):
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(json.dumps({"text": f"row {i}"}) for i in range(40)) + "\n")
+    a = prepare(DataSettings(path=str(f), eval_ratio=0.25), tokenizer)
+    b = prepare(DataSettings(path=str(f), eval_ratio=0.25), tokenizer)
+    assert (len(a.train), len(a.eval)) == (30, 10)
+    assert [r.input_ids for r in a.eval] == [r.input_ids for r in b.eval]
+    c = prepare(DataSettings(path=str(f), eval_ratio=0.25, split_seed=1), tokenizer)
+    assert [r.input_ids for r in a.eval] != [r.input_ids for r in c.eval]
+    e = tmp_path / "eval.jsonl"
+    e.write_text(json.dumps({"text": "held"}) + "\n")
+    d = prepare(DataSettings(path=str(f), eval_path=str(e)), tokenizer)
+    assert (len(d.train), len(d.eval), d.report.eval_source) == (40, 1, str(e))
+
+
+def test_preview_head_and_cheap_count(tmp_path):
+    f = tmp_path / "big.jsonl"
+    with open(f, "w") as handle:
+        for i in range(5000):
+            handle.write(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}) + "\n")
+        handle.write("broken\n")
+    result = preview(str(f), n=3)
+    assert result.rows == [{"prompt": "p0", "completion": "c0"}, {"prompt": "p1", "completion": "c1"},
+                           {"prompt": "p2", "completion": "c2"}]
+    assert result.where == [f"{f}:1", f"{f}:2", f"{f}:3"]
+    assert (result.total_rows, result.shape, result.columns) == (5001, "prompt_completion", ["prompt", "completion"])
+
+
+def test_smolora_helpers_behave_as_before_but_report(tmp_path):
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    (folder / "a.txt").write_text("  hello  \n\nworld\n")
+    (folder / "b.md").write_text("ignored\n")
+    assert read_txt_folder(str(folder)) == ["hello", "world"]
+    j = tmp_path / "d.jsonl"
+    j.write_text('{"text": " a "}\nnot json\n{"other": 1}\n{"text": "b"}\n')
+    with pytest.warns(DataWarning) as caught:
+        assert read_jsonl(str(j)) == ["a", "b"]
+    message = str(caught[0].message)
+    assert "2 row(s) skipped" in message and f"{j}:2: malformed JSON" in message and f"{j}:3: missing field" in message
+    c = tmp_path / "d.csv"
+    c.write_text('text,x\n"a, b",1\n,2\n')
+    with pytest.warns(DataWarning):
+        assert read_csv(str(c)) == ["a, b"]
+    assert chunk_texts(["a b c d e"], 2) == ["a b", "c d", "e"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        dataset = prepare_dataset(str(j), chunk_size=0)
+    assert dataset.column_names == ["text"] and dataset["text"] == ["a", "b"]
+    with pytest.raises(ValueError, match="Cannot infer file type"):
+        prepare_dataset(str(tmp_path / "x.parquet"))
+
+
+def test_cli_data_check_json(tmp_path, capsys):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"text": "a"}\nnope\n{"text": "b"}\n')
+    assert main(["data", "check", str(f), "--json", "--no-tokens"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["shape"], data["rows_read"], data["rows_kept"]) == ("text", 3, 2)
+    assert data["problems"] == [{"file": str(f), "line": 2, "row": None, "kind": "malformed_json",
+                                 "reason": "malformed JSON: Expecting value (column 1)"}]
+    f.write_text("nope\n")
+    assert main(["data", "check", str(f), "--json", "--no-tokens"]) == 2
+    assert "no usable rows" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_cli_data_check_with_project_tokenizer(tmp_path, capsys, tiny_model_dir):
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"text": "abc"}\n')
+    assert main(["init", "p", "--model", str(tiny_model_dir), "--data", str(f)]) == 0
+    assert main(["data", "check", "--project", "p", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["tokens"]["max"] == 4
