@@ -199,6 +199,8 @@ def cmd_data(args: argparse.Namespace) -> int:
             for problem in result.problems:
                 print(f"problem: {problem}")
             return 0
+        if args.action == "sample":
+            return _show_sample(settings, model, training, args)
         tokenizer = None
         if not args.no_tokens:
             from .models import load_tokenizer
@@ -217,6 +219,33 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"  {problem}")
     if len(report.problems) > args.max_problems:
         print(f"  ... {len(report.problems) - args.max_problems} more (--json lists them all)")
+    return 0
+
+
+def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
+    """One sample rendered with the chat template: trained spans marked, masked spans plain."""
+    from .data.doctor import samples_for_display
+    from .data.render import render_sample
+    from .models import load_tokenizer
+
+    samples = samples_for_display(settings, args.index + 1)
+    if len(samples) <= args.index:
+        return fail(f"the data has only {len(samples)} usable sample(s)")
+    sample = samples[args.index]
+    rendered = render_sample(sample, load_tokenizer(model.base, model.trust_remote_code), training.max_length)
+    if args.json:
+        print_json({"where": sample.where, "segments": [{"text": t, "trained": tr} for t, tr in rendered.segments],
+                    "tokens": len(rendered.input_ids), "trained_tokens": rendered.trained_tokens})
+        return 0
+    color = sys.stdout.isatty()
+    print(f"# {sample.where}: {len(rendered.input_ids)} tokens, {rendered.trained_tokens} trained "
+          + ("(trained text in green)" if color else "(trained text between <<< and >>>)"))
+    for text, trained in rendered.segments:
+        if trained:
+            print(f"\x1b[32m{text}\x1b[0m" if color else f"<<<{text}>>>", end="")
+        else:
+            print(f"\x1b[2m{text}\x1b[0m" if color else text, end="")
+    print()
     return 0
 
 
@@ -260,11 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="check or preview training data",
                        description="check: the data doctor (every bad row with file and line, token "
                                    "statistics); preview: the first rows of a file, fast on huge files.")
-    p.add_argument("action", choices=("check", "preview"))
+    p.add_argument("action", choices=("check", "preview", "sample"),
+                   help="check: the doctor; preview: first rows; sample: one sample rendered, trained spans marked")
     p.add_argument("path", nargs="?", help="a data file or folder (default: the project's data.path)")
     p.add_argument("--project", metavar="NAME", help="use this project's data settings and tokenizer")
     p.add_argument("--format", default="auto", help="file format when PATH has no telling extension")
     p.add_argument("--rows", type=int, default=10, help="rows to preview")
+    p.add_argument("--index", type=int, default=0, help="which sample to render (sample)")
     p.add_argument("--no-tokens", action="store_true", help="skip token statistics (no tokenizer is loaded)")
     p.add_argument("--max-problems", type=int, default=30, help="problems to print (all with --json)")
     p.add_argument("--json", action="store_true", help="print JSON")

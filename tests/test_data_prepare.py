@@ -158,3 +158,14 @@ def test_cli_data_check_with_project_tokenizer(tmp_path, capsys, tiny_model_dir)
     assert main(["data", "check", "--project", "p", "--json"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["tokens"]["max"] == 4
+
+
+def test_cli_data_sample_marks_trained_span(tmp_path, capsys, tiny_model_dir):
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                          {"role": "assistant", "content": "Yo"}]}) + "\n")
+    main(["init", "p", "--model", str(tiny_model_dir), "--data", str(f)])
+    capsys.readouterr()
+    assert main(["data", "sample", "--project", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "<<<Yo<|im_end|>>>>" in out and "<|im_start|>user\nHi" in out
