@@ -152,6 +152,56 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainingRefused, run_training, start_detached
+
+    try:
+        if args.detach:
+            run_id = start_detached(args.project, args.resume, args.max_steps)
+            print(run_id)
+            print(f"training in the background; follow it with `smolora runs --project {args.project}` "
+                  f"or `smolora-tui --project {args.project}`", file=sys.stderr)
+            return 0
+        from .runs import AlreadyRunning
+
+        return run_training(args.project, args.run_id, args.resume, args.max_steps)
+    except (TrainingRefused, Exception) as exc:
+        from .runs import AlreadyRunning
+
+        if isinstance(exc, (TrainingRefused, AlreadyRunning)):
+            return fail(str(exc))
+        raise
+
+
+@command("stop")
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .train import TrainingRefused, stop_run
+
+    try:
+        print(stop_run(args.project, args.timeout))
+    except TrainingRefused as exc:
+        return fail(str(exc))
+    return 0
+
+
+@command("runs")
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .projects import load_project
+    from .runs import list_runs
+
+    load_project(args.project)
+    runs = list_runs(args.project)
+    if args.json:
+        print_json([r.to_dict() for r in runs])
+        return 0
+    if not runs:
+        print(f"no runs yet; start one with `smolora train --project {args.project}`")
+    for run in runs:
+        print(f"{run.run_id}  {run.describe()}" + (f"  ({run.error})" if run.error else ""))
+    return 0
+
+
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import setup_demo
@@ -298,6 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="which sample to render (sample)")
     p.add_argument("--no-tokens", action="store_true", help="skip token statistics (no tokenizer is loaded)")
     p.add_argument("--max-problems", type=int, default=30, help="problems to print (all with --json)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("train", help="fine-tune the project's model with LoRA",
+                       description="Runs in the foreground, or with --detach in its own session (it survives "
+                                   "closing the terminal). Ctrl+C or `smolora stop` saves a checkpoint first.")
+    p.add_argument("--project", required=True, metavar="NAME")
+    p.add_argument("--resume", metavar="latest|RUN_ID", help="continue a run from its newest complete checkpoint")
+    p.add_argument("--max-steps", type=int, help="train for this many optimizer steps in all")
+    p.add_argument("--detach", action="store_true", help="start in the background and print the run id")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)
+
+    p = sub.add_parser("stop", help="stop a training run after a checkpoint")
+    p.add_argument("--project", required=True, metavar="NAME")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker is killed")
+
+    p = sub.add_parser("runs", help="list a project's training runs and their status")
+    p.add_argument("--project", required=True, metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("demo", help="create the demo project (a dataset that teaches a visible behaviour)")

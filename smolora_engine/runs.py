@@ -1,0 +1,232 @@
+"""Training runs on disk: the run folder is the source of truth.
+
+    runs/<id>/run.toml        the frozen settings of the run
+    runs/<id>/events.jsonl    every event, appended by the worker
+    runs/<id>/worker.log      the worker's own stdout/stderr
+    runs/<id>/checkpoints/checkpoint-<step>/   resumable checkpoints (complete ones hold COMPLETE_MARKER)
+    runs/<id>/adapter/        the final LoRA adapter
+
+Status comes from the events plus liveness: a run whose worker is gone (pid
+checked against its start time) without a final event is `crashed`. Light: the
+TUI imports this (psutil and the standard library only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from . import paths
+from .events import Checkpoint, Eval, Event, Finished, Heartbeat, Started, Step, Stopped, read_events
+from .events import Error as ErrorEvent
+
+COMPLETE_MARKER = "smolora-complete.json"
+HEARTBEAT_S = 5.0
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+
+
+def run_dir(project: str, run_id: str) -> Path:
+    return paths.runs_dir(project) / run_id
+
+
+def list_run_ids(project: str) -> list[str]:
+    folder = paths.runs_dir(project)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / "run.toml").exists())
+
+
+def checkpoints(folder: Path) -> list[tuple[int, Path, bool]]:
+    """(step, path, complete) of every checkpoint folder, oldest first."""
+    root = folder / "checkpoints"
+    if not root.is_dir():
+        return []
+    out = []
+    for child in root.iterdir():
+        match = _CHECKPOINT_RE.match(child.name)
+        if match and child.is_dir():
+            out.append((int(match.group(1)), child, (child / COMPLETE_MARKER).is_file()))
+    return sorted(out)
+
+
+def latest_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The newest complete checkpoint, and the incomplete ones newer than it (to warn about)."""
+    skipped = []
+    for step, path, complete in reversed(checkpoints(folder)):
+        if complete:
+            return path, skipped
+        skipped.append(path)
+    return None, skipped
+
+
+def process_alive(pid: int, started: float | None) -> bool:
+    """Is `pid` still the process that wrote `started` as its start time (not a reused pid)?"""
+    if pid <= 0:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(proc.create_time() - started) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    try:
+        return psutil.Process(pid or os.getpid()).create_time()
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class RunInfo:
+    project: str
+    run_id: str
+    folder: Path
+    status: str = "unknown"  # running | finished | stopped | crashed | failed | starting
+    pid: int = 0
+    step: int = 0
+    max_steps: int = 0
+    loss: float | None = None
+    eval_loss: float | None = None
+    last_heartbeat: float | None = None
+    resumable_step: int | None = None
+    adapter: str | None = None
+    error: str = ""
+    started: float | None = None
+    events: list[Event] = field(default_factory=list, repr=False)
+
+    @property
+    def resumable(self) -> bool:
+        return self.resumable_step is not None and self.status in ("crashed", "stopped", "failed")
+
+    def describe(self) -> str:
+        text = f"{self.status}, step {self.step}/{self.max_steps or '?'}"
+        if self.loss is not None:
+            text += f", loss {self.loss:.4f}"
+        if self.resumable:
+            text += f", resumable at step {self.resumable_step}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "status": self.status, "pid": self.pid, "step": self.step,
+                "max_steps": self.max_steps, "loss": self.loss, "eval_loss": self.eval_loss,
+                "resumable_step": self.resumable_step, "adapter": self.adapter, "error": self.error,
+                "folder": str(self.folder), "last_heartbeat": self.last_heartbeat}
+
+
+def summarize(project: str, run_id: str, events: list[Event] | None = None) -> RunInfo:
+    folder = run_dir(project, run_id)
+    events = read_events(folder / "events.jsonl") if events is None else events
+    info = RunInfo(project, run_id, folder, events=events)
+    final = None
+    pid_start = None
+    for event in events:
+        if isinstance(event, Started):
+            info.pid, pid_start, info.started = event.pid, event.pid_start, event.time
+            final = None  # a resume starts a new segment of the same run
+        elif isinstance(event, Step):
+            info.step, info.max_steps, info.loss = event.step, event.max_steps, event.loss
+        elif isinstance(event, Eval):
+            info.eval_loss = event.eval_loss
+        elif isinstance(event, Heartbeat):
+            info.last_heartbeat = event.time
+        elif isinstance(event, (Finished, Stopped, ErrorEvent)):
+            final = event
+    alive = process_alive(info.pid, pid_start)
+    if isinstance(final, Finished):
+        info.status, info.adapter = "finished", final.path
+    elif isinstance(final, Stopped):
+        info.status = "stopped"
+    elif isinstance(final, ErrorEvent):
+        info.status, info.error = "failed", final.message
+    elif alive:
+        info.status = "running"
+    elif not events:
+        info.status = "starting" if (folder / "run.toml").exists() and _young(folder) else "crashed"
+    else:
+        info.status = "crashed"
+    if info.status == "running" and final is None and not alive:
+        info.status = "crashed"
+    checkpoint, _skipped = latest_complete_checkpoint(folder)
+    if checkpoint is not None:
+        info.resumable_step = int(checkpoint.name.split("-")[1])
+    return info
+
+
+def _young(folder: Path, seconds: float = 30.0) -> bool:
+    return time.time() - (folder / "run.toml").stat().st_mtime < seconds
+
+
+def list_runs(project: str) -> list[RunInfo]:
+    return [summarize(project, run_id) for run_id in list_run_ids(project)]
+
+
+def read_run_settings(project: str, run_id: str) -> dict:
+    with open(run_dir(project, run_id) / "run.toml", "rb") as handle:
+        return tomllib.load(handle)
+
+
+# ------------------------------------------------------------------ one training per project
+
+def lock_path(project: str) -> Path:
+    return paths.project_data_dir(project) / "train.lock"
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def running_holder(project: str) -> str | None:
+    """Who holds the project's training lock ("pid N, run R"), or None when it is free."""
+    path = lock_path(project)
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def training_lock(project: str, run_id: str):
+    """Hold the project's training lock for the life of the worker (released by the OS if it dies)."""
+    path = lock_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise AlreadyRunning(f"project {project!r} is already training ({holder}); "
+                             f"stop it with `smolora stop --project {project}` or wait for it") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, run {run_id}")
+        handle.flush()
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -1,0 +1,569 @@
+"""The training worker: `smolora train --project NAME` runs this in its own process.
+
+LoRA fine-tuning with TRL's SFTTrainer and PEFT. Everything the outside world
+sees goes through the run folder (see runs.py): the frozen settings, the events
+(from a TrainerCallback, never from scraped logs), checkpoints and the adapter.
+SIGTERM asks for a checkpoint at the next step boundary and a `stopped` event.
+
+Speed (measured by bench/train_throughput.py against SmoLoRA's recipe): no
+gradient checkpointing, batch 1 without padding, glibc told to keep freed
+memory, and the loss computed from the LM head at the trained positions only,
+instead of full-vocabulary logits (plus TRL's entropy and accuracy metrics over
+them) at every position.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import events as ev
+from .fsutil import atomic_write_text
+from .project import Project, project_from_dict
+from .runs import (
+    COMPLETE_MARKER, HEARTBEAT_S, checkpoints, latest_complete_checkpoint, list_run_ids, new_run_id,
+    process_start_time, read_run_settings, run_dir, running_holder, summarize, training_lock,
+)
+
+
+class TrainingRefused(Exception):
+    """Training cannot start (a setting, the memory, the data); the message says what to change."""
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory instead of returning it (and page-faulting it back) every step."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+# ------------------------------------------------------------------ events, thread-safe
+
+class Emitter:
+    def __init__(self, path: Path):
+        self._writer = ev.EventWriter(path)
+        self._lock = threading.Lock()
+        self.step: int | None = None
+
+    def __call__(self, event: ev.Event) -> ev.Event:
+        with self._lock:
+            return self._writer.emit(event)
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, emit: Emitter):
+        super().__init__(daemon=True, name="smolora-heartbeat")
+        self.emit = emit
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(HEARTBEAT_S):
+            self.emit(ev.Heartbeat(pid=os.getpid(), step=self.emit.step))
+
+
+# ------------------------------------------------------------------ memory
+
+def memory_in_use_mb(device: str) -> float:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def available_memory_mb(device: str) -> float | None:
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return free / 2**20
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def estimate_memory_mb(model, trainable: int, project: Project, longest: int, dtype_bytes: int) -> dict[str, float]:
+    """A coarse, conservative estimate of the training's peak memory (MB)."""
+    config = model.config
+    hidden = getattr(config, "hidden_size", 1024)
+    layers = getattr(config, "num_hidden_layers", 24)
+    inter = getattr(config, "intermediate_size", 4 * hidden)
+    vocab = getattr(config, "vocab_size", 32000)
+    tokens = project.training.batch_size * min(longest, project.training.max_length)
+    weights = sum(p.numel() for p in model.parameters()) * dtype_bytes
+    adapter = trainable * 4 * 4  # weights, gradients, two Adam moments in float32
+    per_layer = (18 * hidden + 4 * inter) * dtype_bytes
+    if project.training.gradient_checkpointing:
+        activations = tokens * (layers * 2 * hidden * dtype_bytes + per_layer)
+    else:
+        activations = tokens * layers * per_layer
+    logits = tokens * vocab * 4 * 3
+    mb = 2**20
+    detail = {"weights": weights / mb, "adapter_and_optimizer": adapter / mb, "activations": activations / mb,
+              "logits": logits / mb, "runtime": 600.0}
+    detail["total"] = sum(detail.values()) * 1.2
+    return detail
+
+
+# ------------------------------------------------------------------ the trainer
+
+def make_trainer_class():
+    """SFTTrainer with a loss computed from the LM head at the trained positions only."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class SmoloraTrainer(SFTTrainer):
+        fast_loss = True
+        tokens_seen = 0
+
+        def _causal_lm(self, model):
+            inner = self.accelerator.unwrap_model(model)
+            if hasattr(inner, "get_base_model"):
+                inner = inner.get_base_model()
+            return inner
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                mask = inputs.get("attention_mask")
+                self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+            lm = self._causal_lm(model)
+            config = lm.config
+            distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
+            if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
+                    or getattr(config, "logit_scale", None) or not hasattr(lm, "get_decoder")):
+                inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "labels",
+                                                                   "position_ids")}
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs["labels"]
+            hidden = lm.get_decoder()(
+                input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                position_ids=inputs.get("position_ids"), use_cache=False,
+            ).last_hidden_state
+            target = labels[:, 1:]
+            keep = target != -100
+            logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
+            loss_sum = F.cross_entropy(logits, target[keep], reduction="sum")
+            if num_items_in_batch is not None:
+                denominator = torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+            else:
+                denominator = keep.sum().clamp(min=1)
+            loss = loss_sum / denominator
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return SmoloraTrainer
+
+
+@dataclass
+class RunState:
+    """What the callback carries across log events (restored from a checkpoint on resume)."""
+
+    tokens_before: int = 0  # tokens of earlier segments of a resumed run
+    elapsed_before: float = 0.0
+    best_eval: float | None = None
+    best_step: int | None = None
+
+
+def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: dict, state: RunState,
+                  stop_flag: threading.Event, device: str):
+    from transformers import TrainerCallback
+
+    class SmoloraCallback(TrainerCallback):
+        def __init__(self):
+            self.segment_start = time.monotonic()
+            self.window: list[tuple[float, int, int]] = []  # (time, step, tokens)
+            self.nan_warned = False
+
+        def tokens(self) -> int:
+            return state.tokens_before + trainer_ref["trainer"].tokens_seen
+
+        def elapsed(self) -> float:
+            return state.elapsed_before + time.monotonic() - self.segment_start
+
+        def on_train_begin(self, args, tstate, control, **kwargs):
+            self.window = [(time.monotonic(), tstate.global_step, self.tokens())]
+
+        def on_step_end(self, args, tstate, control, **kwargs):
+            emit.step = tstate.global_step
+            if stop_flag.is_set():
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, tstate, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now, step, tokens = time.monotonic(), tstate.global_step, self.tokens()
+            self.window.append((now, step, tokens))
+            self.window = self.window[-20:]
+            t0, s0, k0 = self.window[0]
+            rate = (tokens - k0) / (now - t0) if now > t0 and tokens > k0 else None
+            step_s = (now - t0) / (step - s0) if step > s0 else None
+            eta = step_s * (tstate.max_steps - step) if step_s is not None else None
+            loss = logs.get("loss")
+            emit(ev.Step(step=step, max_steps=tstate.max_steps, epoch=logs.get("epoch", tstate.epoch), loss=loss,
+                         lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"), tokens=tokens,
+                         tokens_per_s=rate, elapsed_s=self.elapsed(), eta_s=eta,
+                         memory_mb=memory_in_use_mb(device)))
+            for name, value in (("loss", loss), ("grad_norm", logs.get("grad_norm"))):
+                if isinstance(value, float) and not math.isfinite(value) and not self.nan_warned:
+                    self.nan_warned = True
+                    emit(ev.Warning(message=(
+                        f"{name} became {value} at step {step}: lower the learning rate "
+                        f"(training.learning_rate = {project.training.learning_rate:g}), or check the data "
+                        "for broken rows (smolora data check)")))
+
+        def on_evaluate(self, args, tstate, control, metrics=None, **kwargs):
+            value = (metrics or {}).get("eval_loss")
+            best = value is not None and math.isfinite(value) and (state.best_eval is None or value < state.best_eval)
+            if best:
+                state.best_eval, state.best_step = value, tstate.global_step
+            emit(ev.Eval(step=tstate.global_step, eval_loss=value, best=best))
+
+        def on_save(self, args, tstate, control, **kwargs):
+            step = tstate.global_step
+            path = folder / "checkpoints" / f"checkpoint-{step}"
+            if not path.is_dir() or not tstate.is_world_process_zero:
+                return
+            import json
+
+            atomic_write_text(path / COMPLETE_MARKER, json.dumps({
+                "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(),
+                "best_eval": state.best_eval, "best_step": state.best_step}))
+            emit(ev.Checkpoint(step=step, path=str(path)))
+            rotate_checkpoints(folder, project.training.keep_checkpoints, state.best_step)
+
+    return SmoloraCallback()
+
+
+def rotate_checkpoints(folder: Path, keep: int, best_step: int | None) -> None:
+    import shutil
+
+    complete = [(step, path) for step, path, ok in checkpoints(folder) if ok]
+    doomed = complete[:-keep] if keep > 0 else []
+    for step, path in doomed:
+        if step != best_step:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the run
+
+def resolve_resume(project_name: str, resume: str) -> str:
+    ids = list_run_ids(project_name)
+    if resume != "latest":
+        if resume not in ids:
+            raise TrainingRefused(f"no run {resume!r} in project {project_name!r} (runs: {', '.join(ids) or 'none'})")
+        return resume
+    for run_id in reversed(ids):
+        info = summarize(project_name, run_id)
+        if info.resumable_step is not None and info.status != "finished":
+            return run_id
+    raise TrainingRefused(f"project {project_name!r} has no run with a checkpoint to resume; "
+                          f"start one with `smolora train --project {project_name}`")
+
+
+def prepare_run(project_name: str, run_id: str | None, resume: str | None, max_steps: int | None
+                ) -> tuple[str, Project]:
+    """Create (or reopen, to resume) the run folder; return its id and frozen settings."""
+    from .projects import load_project
+
+    if resume or (run_id and (run_dir(project_name, run_id) / "run.toml").exists()):
+        # Resuming, or a worker whose parent already froze the settings (--detach, a launcher's ranks).
+        run_id = resolve_resume(project_name, resume) if resume else run_id
+        raw = read_run_settings(project_name, run_id)
+        project, _problems = project_from_dict(raw, project_name)
+    else:
+        project = load_project(project_name)
+        run_id = run_id or new_run_id()
+    if max_steps:
+        project.training.max_steps = max_steps
+    folder = run_dir(project_name, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    if rank() == 0:
+        atomic_write_text(folder / "run.toml", project.to_toml())
+    return run_id, project
+
+
+def rank() -> int:
+    """This process's rank under torchrun or accelerate (0 when alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def training_args(project: Project, folder: Path, device: str, dtype: str, has_eval: bool):
+    from trl import SFTConfig
+
+    t = project.training
+    return SFTConfig(
+        output_dir=str(folder / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        eval_strategy="steps" if has_eval and t.eval_steps > 0 else "no",
+        eval_steps=t.eval_steps if t.eval_steps > 0 else None,
+        seed=t.seed,
+        data_seed=t.seed,
+        gradient_checkpointing=t.gradient_checkpointing,
+        bf16=dtype == "bfloat16" and device == "cuda",
+        fp16=dtype == "float16" and device == "cuda",
+        use_cpu=device == "cpu",
+        max_length=t.max_length,
+        report_to="none",
+        disable_tqdm=True,
+        prediction_loss_only=True,
+        save_only_model=False,
+        dataloader_pin_memory=device == "cuda",
+        ddp_backend="gloo" if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_find_unused_parameters=False,
+        model_init_kwargs=None,
+    )
+
+
+def lora_config(project: Project):
+    from peft import LoraConfig
+
+    lora = project.lora
+    targets = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                      use_dora=lora.use_dora, use_rslora=lora.use_rslora, bias="none", task_type="CAUSAL_LM")
+
+
+def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
+                 max_steps: int | None = None) -> int:
+    keep_freed_memory()
+    run_id, project = prepare_run(project_name, run_id, resume, max_steps)
+    folder = run_dir(project_name, run_id)
+    import contextlib
+
+    leader = rank() == 0
+    with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
+        emit = Emitter(folder / "events.jsonl" if leader else Path(os.devnull))
+        heartbeat = Heartbeat(emit)
+        stop_flag = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop_flag.set())
+        try:
+            return _train(project, run_id, folder, emit, heartbeat, stop_flag, resume is not None)
+        finally:
+            heartbeat.done.set()
+            emit.close()
+
+
+def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat: Heartbeat,
+           stop_flag: threading.Event, resuming: bool) -> int:
+    import json
+
+    checkpoint = None
+    state = RunState()
+    if resuming:
+        checkpoint, skipped = latest_complete_checkpoint(folder)
+        for path in skipped:
+            emit(ev.Warning(message=f"skipped {path.name}: it was not completely written (the worker was "
+                                    "interrupted while saving); resuming from the one before"))
+        if checkpoint is not None:
+            saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())
+            state = RunState(saved.get("tokens", 0), saved.get("elapsed_s", 0.0), saved.get("best_eval"),
+                             saved.get("best_step"))
+    try:
+        from .device import choose_device
+
+        choice = choose_device(project.model.device, project.model.dtype)
+        emit(ev.Started(run_id=run_id, project=project.name, pid=os.getpid(), pid_start=process_start_time(),
+                        model=project.model.base, device=choice.device, dtype=choice.dtype,
+                        resumed_from=int(checkpoint.name.split("-")[1]) if checkpoint else None))
+        heartbeat.start()
+        emit(ev.Log(message=f"device: {choice.describe()}"))
+        emit(ev.Loading(message=f"loading {project.model.base}", progress=0.0))
+        from .models import load_model
+
+        model, tokenizer = load_model(project.model.base, device="cpu", dtype=choice.dtype,
+                                      trust_remote_code=project.model.trust_remote_code,
+                                      progress=lambda msg: emit(ev.Loading(message=msg)))
+        model.config.use_cache = False
+        emit(ev.Loading(message="preparing the data", progress=0.5))
+        from .data import prepare
+
+        data = prepare(project.data, tokenizer, project.training.max_length, seed=project.data.split_seed)
+        emit(ev.Log(message=data.report.summary()))
+        if data.report.problems:
+            emit(ev.Warning(message=f"{len(data.report.problems)} data problem(s) were skipped; "
+                                    f"see `smolora data check --project {project.name}`"))
+        from datasets import Dataset
+        from peft import get_peft_model
+
+        def to_dataset(rows):
+            return Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
+
+        train_set = to_dataset(data.train)
+        eval_set = to_dataset(data.eval) if data.eval else None
+        model = get_peft_model(model, lora_config(project))
+        trainable, _total = model.get_nb_trainable_parameters()
+        longest = max(len(r.input_ids) for r in data.train)
+        estimate = estimate_memory_mb(model, trainable, project, longest, 2 if choice.dtype != "float32" else 4)
+        available = available_memory_mb(choice.device)
+        emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
+        if available is not None and estimate["total"] > available:
+            raise TrainingRefused(
+                f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: lower "
+                "training.batch_size or training.max_length, or set training.gradient_checkpointing = true")
+        emit(ev.Loading(message="starting the trainer", progress=0.9))
+        trainer_cls = make_trainer_class()
+        trainer_ref: dict = {}
+        callback = make_callback(emit, folder, project, trainer_ref, state, stop_flag, choice.device)
+        trainer = trainer_cls(model=model, args=training_args(project, folder, choice.device, choice.dtype,
+                                                              eval_set is not None),
+                              train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                              callbacks=[callback])
+        trainer_ref["trainer"] = trainer
+        emit(ev.Loading(message="training", progress=1.0))
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        step = trainer.state.global_step
+        if stop_flag.is_set() and step < trainer.state.max_steps:
+            last, _ = latest_complete_checkpoint(folder)
+            emit(ev.Stopped(step=step, checkpoint=str(last) if last else None, reason="stop requested"))
+            return 0
+        adapter = folder / "adapter"
+        if not trainer.is_world_process_zero():
+            return 0
+        trainer.model.save_pretrained(adapter)
+        tokenizer.save_pretrained(adapter)
+        losses = [e.loss for e in ev.read_events(folder / "events.jsonl") if isinstance(e, ev.Step)]
+        emit(ev.Finished(step=step, path=str(adapter), loss=losses[-1] if losses else None,
+                         eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=callback.elapsed(),
+                         details={"trainable_parameters": trainable}))
+        return 0
+    except TrainingRefused as exc:
+        emit(ev.Error(message=str(exc), hint="change the setting named above and start again"))
+        return 2
+    except Exception as exc:  # every failure becomes an event that says what to do
+        message, hint = explain_failure(exc, project)
+        emit(ev.Error(message=message, hint=hint))
+        traceback.print_exc()
+        return 1
+
+
+def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:
+    from .data import DataError
+    from .models import ModelNotFound
+
+    text = str(exc)
+    if isinstance(exc, (DataError, ModelNotFound)):
+        return text, "fix the data or the model setting and start again"
+    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        return (f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}",
+                f"lower training.batch_size (now {project.training.batch_size}) or training.max_length "
+                f"(now {project.training.max_length}), or set training.gradient_checkpointing = true; "
+                "then resume from the last checkpoint")
+    return f"{type(exc).__name__}: {text}", "see worker.log in the run folder for the traceback"
+
+
+# ------------------------------------------------------------------ starting and stopping workers
+
+def worker_command(project: str, run_id: str | None, resume: str | None, max_steps: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "smolora_engine.cli", "train", "--project", project]
+    if run_id:
+        cmd += ["--run-id", run_id]
+    if resume:
+        cmd += ["--resume", resume]
+    if max_steps:
+        cmd += ["--max-steps", str(max_steps)]
+    return cmd
+
+
+def launcher_command(project: Project, inner: list[str]) -> list[str]:
+    """Wrap the worker in the project's multi-process launcher (torchrun or accelerate)."""
+    t = project.training
+    if t.launcher == "none" or t.num_processes <= 1:
+        return inner
+    module_args = inner[2:]  # after "python -m"
+    if t.launcher == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={t.num_processes}", "-m", *module_args]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(t.num_processes),
+            "-m", *module_args]
+
+
+def start_detached(project_name: str, resume: str | None = None, max_steps: int | None = None) -> str:
+    """Start the worker in its own session (it outlives the TUI and the SSH link); return the run id."""
+    from .projects import load_project
+
+    if holder := running_holder(project_name):
+        raise TrainingRefused(f"project {project_name!r} is already training ({holder})")
+    if resume:
+        run_id = resolve_resume(project_name, resume)
+        resume = run_id
+    else:
+        run_id = new_run_id()
+    project = load_project(project_name)
+    folder = run_dir(project_name, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_text(folder / "run.toml", project.to_toml())
+    cmd = launcher_command(project, worker_command(project_name, run_id, resume, max_steps))
+    with open(folder / "worker.log", "ab") as log:
+        subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return run_id
+
+
+def stop_run(project_name: str, timeout: float = 60.0) -> str:
+    """SIGTERM the running worker (checkpoint at the next step); SIGKILL only after `timeout`."""
+    import psutil
+
+    running = [r for r in (summarize(project_name, i) for i in list_run_ids(project_name)) if r.status == "running"]
+    if not running:
+        raise TrainingRefused(f"project {project_name!r} has no running training")
+    info = running[-1]
+    proc = psutil.Process(info.pid)
+    group = [proc, *proc.children(recursive=True)]
+    for p in group:
+        with _quiet():
+            p.send_signal(signal.SIGTERM)
+    _gone, alive = psutil.wait_procs(group, timeout=timeout)
+    if alive:
+        for p in alive:
+            with _quiet():
+                p.kill()
+        return f"run {info.run_id} did not stop within {timeout:.0f} s and was killed; it can be resumed " \
+               "from its last checkpoint"
+    return f"run {info.run_id} stopped"
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        import psutil
+
+        return kind is not None and issubclass(kind, psutil.Error)
