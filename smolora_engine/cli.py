@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -163,8 +165,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"training in the background; follow it with `smolora runs --project {args.project}` "
                   f"or `smolora-tui --project {args.project}`", file=sys.stderr)
             return 0
-        from .runs import AlreadyRunning
+        if "RANK" not in os.environ:  # not yet under a launcher: wrap in the project's one, if any
+            from .projects import load_project
+            from .train import launcher_command, worker_command
 
+            project = load_project(args.project)
+            if project.training.launcher != "none" and project.training.num_processes > 1:
+                from .train import prepare_run
+
+                run_id, _ = prepare_run(args.project, args.run_id, args.resume, args.max_steps)
+                cmd = launcher_command(project, worker_command(args.project, run_id, args.resume, args.max_steps))
+                return subprocess.call(cmd)
         return run_training(args.project, args.run_id, args.resume, args.max_steps)
     except (TrainingRefused, Exception) as exc:
         from .runs import AlreadyRunning

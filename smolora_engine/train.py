@@ -197,7 +197,8 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             self.nan_warned = False
 
         def tokens(self) -> int:
-            return state.tokens_before + trainer_ref["trainer"].tokens_seen
+            trainer = trainer_ref["trainer"]  # every process sees about the same number of tokens
+            return state.tokens_before + trainer.tokens_seen * trainer.accelerator.num_processes
 
         def elapsed(self) -> float:
             return state.elapsed_before + time.monotonic() - self.segment_start
@@ -339,6 +340,7 @@ def training_args(project: Project, folder: Path, device: str, dtype: str, has_e
         use_cpu=device == "cpu",
         max_length=t.max_length,
         report_to="none",
+        logging_nan_inf_filter=False,
         disable_tqdm=True,
         prediction_loss_only=True,
         save_only_model=False,
@@ -420,6 +422,9 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                                     f"see `smolora data check --project {project.name}`"))
         from datasets import Dataset
         from peft import get_peft_model
+        from transformers import set_seed
+
+        set_seed(project.training.seed)  # the adapter's random init is part of the run: same seed, same run
 
         def to_dataset(rows):
             return Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})

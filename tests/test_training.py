@@ -1,0 +1,206 @@
+"""The training worker: events, adapter, stop, crash and exact resume, lock, NaN, launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smolora_engine import events as ev
+from smolora_engine.cli import main
+from smolora_engine.demo import demo_train_file
+from smolora_engine.projects import create_project, load_project, save_project
+from smolora_engine.runs import COMPLETE_MARKER, list_runs, run_dir, summarize, training_lock
+
+
+def make_project(name, model, **training):
+    project = create_project(name, model=str(model), data=str(demo_train_file()))
+    project.training.grad_accum = 2
+    project.training.eval_steps = 0
+    for key, value in training.items():
+        setattr(project.training, key, value)
+    save_project(project)
+    return project
+
+
+def worker(name, *extra):
+    return subprocess.Popen([sys.executable, "-m", "smolora_engine.cli", "train", "--project", name, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def only_run(name):
+    runs = list_runs(name)
+    assert len(runs) == 1
+    return runs[0]
+
+
+def step_losses(folder: Path) -> dict[int, float]:
+    return {e.step: e.loss for e in ev.read_events(folder / "events.jsonl") if isinstance(e, ev.Step)}
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def checkpoint_seen(folder: Path, at_least: int):
+    def check():
+        found = [e.step for e in ev.read_events(folder / "events.jsonl") if isinstance(e, ev.Checkpoint)]
+        return found and found[-1] >= at_least
+    return check
+
+
+def test_tiny_run_writes_events_checkpoints_and_adapter(tiny_model_dir, capsys):
+    make_project("t", tiny_model_dir, max_steps=4, save_steps=2, eval_steps=2)
+    assert main(["train", "--project", "t"]) == 0
+    info = only_run("t")
+    assert info.status == "finished" and info.step == 4
+    kinds = [e.kind for e in info.events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    for kind in ("loading", "memory_estimate", "step", "eval", "checkpoint"):
+        assert kind in kinds
+    steps = [e for e in info.events if isinstance(e, ev.Step)]
+    assert [s.step for s in steps] == [1, 2, 3, 4]
+    assert all(s.tokens > 0 and s.max_steps == 4 and s.loss > 0 for s in steps)
+    assert steps[-1].tokens > steps[0].tokens and steps[-1].eta_s == 0
+    frozen = (info.folder / "run.toml").read_text()
+    assert "max_steps = 4" in frozen
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), info.folder / "adapter")
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tiny_model_dir):
+    make_project("s", tiny_model_dir, max_steps=100000, save_steps=1000)
+    proc = worker("s")
+    folder = wait_for(lambda: list_runs("s") and list_runs("s")[0].folder)
+    wait_for(lambda: len(step_losses(folder)) >= 3)
+    assert summarize("s", folder.name).status == "running"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    info = only_run("s")
+    stopped = info.events[-1]
+    assert isinstance(stopped, ev.Stopped) and info.status == "stopped"
+    assert stopped.checkpoint and Path(stopped.checkpoint).name == f"checkpoint-{stopped.step}"
+    assert (Path(stopped.checkpoint) / COMPLETE_MARKER).is_file()
+    assert info.resumable and info.resumable_step == stopped.step
+
+
+def test_killed_run_is_crashed_then_resumes_exactly(tiny_model_dir, capsys):
+    settings = dict(max_steps=60, save_steps=10, logging_steps=1)
+    make_project("ref", tiny_model_dir, **settings)
+    assert main(["train", "--project", "ref"]) == 0
+    reference = step_losses(only_run("ref").folder)
+    assert len(reference) == 60
+
+    make_project("k", tiny_model_dir, **settings)
+    proc = worker("k")
+    folder = wait_for(lambda: list_runs("k") and list_runs("k")[0].folder)
+    wait_for(checkpoint_seen(folder, 20))
+    proc.kill()  # SIGKILL: no chance to write a final event
+    proc.wait()
+    info = summarize("k", folder.name)
+    assert info.status == "crashed" and info.resumable
+    k = info.resumable_step
+    assert k >= 20
+    capsys.readouterr()
+    assert main(["runs", "--project", "k"]) == 0
+    assert f"crashed" in capsys.readouterr().out and f"resumable at step {k}" in info.describe()
+
+    # A checkpoint half-written when the worker died is skipped with a warning.
+    half = folder / "checkpoints" / "checkpoint-59"
+    half.mkdir()
+    (half / "adapter_model.safetensors").write_bytes(b"\x00" * 10)
+    assert main(["train", "--project", "k", "--resume", "latest"]) == 0
+    info = summarize("k", folder.name)
+    assert info.status == "finished" and info.step == 60
+    resumed = [e for e in info.events if isinstance(e, ev.Started)][-1]
+    assert resumed.resumed_from == k
+    warnings = [e.message for e in info.events if isinstance(e, ev.Warning)]
+    assert any("skipped checkpoint-59" in w for w in warnings)
+    # Steps after k: the same loss as the uninterrupted run.
+    after = [e for e in info.events[info.events.index(resumed):] if isinstance(e, ev.Step)]
+    assert [e.step for e in after] == list(range(k + 1, 61))
+    for event in after:
+        assert abs(event.loss - reference[event.step]) < 1e-5, (event.step, event.loss, reference[event.step])
+    assert after[0].tokens > [e for e in info.events if isinstance(e, ev.Step)][0].tokens  # tokens continue
+
+
+def test_second_training_of_a_project_is_refused_naming_the_pid(tiny_model_dir, capsys):
+    make_project("l", tiny_model_dir, max_steps=2)
+    with training_lock("l", "someone"):
+        assert main(["train", "--project", "l"]) == 2
+        err = capsys.readouterr().err
+        assert f"already training (pid {os.getpid()}, run someone)" in err
+    assert main(["train", "--project", "l"]) == 0
+
+
+def test_nan_becomes_null_and_a_warning(tiny_model_dir):
+    make_project("n", tiny_model_dir, max_steps=4, learning_rate=1e6)
+    assert main(["train", "--project", "n"]) == 0
+    folder = only_run("n").folder
+    warnings = [e.message for e in ev.read_events(folder / "events.jsonl") if isinstance(e, ev.Warning)]
+    assert any("became nan" in w and "lower the learning rate" in w for w in warnings)
+    raw = (folder / "events.jsonl").read_text()
+    assert "NaN" not in raw and "Infinity" not in raw
+
+
+def test_bad_data_becomes_an_error_event(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": ""}\n')
+    make_project("b", tiny_model_dir, max_steps=2)
+    project = load_project("b")
+    project.data.path = str(bad)
+    save_project(project)
+    assert main(["train", "--project", "b"]) == 1
+    info = only_run("b")
+    assert info.status == "failed" and "no usable rows" in info.error
+
+
+def test_two_process_run_with_torchrun(tiny_model_dir):
+    make_project("d", tiny_model_dir, max_steps=3, launcher="torchrun", num_processes=2)
+    assert main(["train", "--project", "d"]) == 0
+    info = only_run("d")
+    assert info.status == "finished" and info.step == 3
+    assert len([e for e in info.events if isinstance(e, ev.Started)]) == 1  # rank 0 alone writes events
+    assert (info.folder / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_detached_run_survives_its_parent_and_is_listed(tiny_model_dir):
+    make_project("bg", tiny_model_dir, max_steps=3)
+    code = "from smolora_engine.train import start_detached; print(start_detached('bg'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    run_id = out.strip()
+    info = wait_for(lambda: (i := summarize("bg", run_id)).status == "finished" and i, timeout=120)
+    assert info.step == 3
+    assert "started" in (run_dir("bg", run_id) / "events.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_real_embedded_model_trains_end_to_end(embedded_model, capsys):
+    project = create_project("real", data=str(demo_train_file()))
+    project.training.max_steps = 2
+    project.training.grad_accum = 2
+    project.training.save_steps = 2
+    project.training.eval_steps = 0
+    save_project(project)
+    assert main(["train", "--project", "real"]) == 0
+    info = only_run("real")
+    assert info.status == "finished"
+    steps = [e for e in info.events if isinstance(e, ev.Step)]
+    assert len(steps) == 2 and 0 < steps[0].loss < 10 and steps[-1].tokens_per_s > 0
+    config = json.loads((info.folder / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 16 and "q_proj" in config["target_modules"]
