@@ -19,6 +19,14 @@ from smolora_engine.project import ProjectError
 from ..dialogs import ConfirmDialog, TextInputDialog
 
 
+def short_path(path: str, keep: int = 2) -> str:
+    """The last `keep` parts of a path (the table has no room for whole absolute paths)."""
+    from pathlib import Path
+
+    parts = Path(path).parts
+    return path if len(parts) <= keep + 1 else "…/" + "/".join(parts[-keep:])
+
+
 def _name_check(existing: set[str]):
     def check(name: str) -> str | None:
         if problem := paths.check_project_name(name):
@@ -85,7 +93,8 @@ class ProjectPicker(Screen):
             else:
                 assert entry.project is not None
                 status = "ok" if entry.usable else "has problems"
-                row = (entry.name, entry.project.model.base, entry.project.data.path or "(no data yet)", status)
+                row = (entry.name, short_path(entry.project.model.base),
+                       short_path(entry.project.data.path) if entry.project.data.path else "(no data yet)", status)
             table.add_row(*row, key=entry.name)
         empty = self.query_one("#empty", Static)
         empty.display = not self.entries
