@@ -156,6 +156,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
+    from .runs import AlreadyRunning
     from .train import TrainingRefused, run_training, start_detached
 
     try:
@@ -177,12 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cmd = launcher_command(project, worker_command(args.project, run_id, args.resume, args.max_steps))
                 return subprocess.call(cmd)
         return run_training(args.project, args.run_id, args.resume, args.max_steps)
-    except (TrainingRefused, Exception) as exc:
-        from .runs import AlreadyRunning
-
-        if isinstance(exc, (TrainingRefused, AlreadyRunning)):
-            return fail(str(exc))
-        raise
+    except (TrainingRefused, AlreadyRunning) as exc:
+        return fail(str(exc))
 
 
 @command("stop")
