@@ -221,7 +221,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _data_settings(args: argparse.Namespace):
     """The project's data settings, or defaults pointed at PATH."""
-    from .project import DataSettings, TrainingSettings
+    from .project import DataSettings, ModelSettings, TrainingSettings
     from .projects import load_project
 
     if args.project:
@@ -231,8 +231,6 @@ def _data_settings(args: argparse.Namespace):
         return project.data, project.training, project.model
     if not args.path:
         raise ProjectError("give a PATH or --project NAME")
-    from .project import ModelSettings
-
     return DataSettings(path=args.path, format=args.format), TrainingSettings(), ModelSettings()
 
 

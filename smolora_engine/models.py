@@ -174,9 +174,12 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None) -> Pa
 
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False):
+    return _tokenizer_from(ensure_model(spec), trust_remote_code)
+
+
+def _tokenizer_from(folder: Path, trust_remote_code: bool):
     from transformers import AutoTokenizer
 
-    folder = ensure_model(spec)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -195,4 +198,4 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32", trust_
         folder, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, local_files_only=True
     )
     model.to(device)
-    return model, load_tokenizer(spec, trust_remote_code)
+    return model, _tokenizer_from(folder, trust_remote_code)

@@ -159,8 +159,6 @@ def summarize(project: str, run_id: str, events: list[Event] | None = None) -> R
         info.status = "starting" if (folder / "run.toml").exists() and _young(folder) else "crashed"
     else:
         info.status = "crashed"
-    if info.status == "running" and final is None and not alive:
-        info.status = "crashed"
     checkpoint, _skipped = latest_complete_checkpoint(folder)
     if checkpoint is not None:
         info.resumable_step = int(checkpoint.name.split("-")[1])

@@ -14,6 +14,7 @@ them) at every position.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import os
@@ -195,6 +196,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             self.segment_start = time.monotonic()
             self.window: list[tuple[float, int, int]] = []  # (time, step, tokens)
             self.nan_warned = False
+            self.last_loss: float | None = None
 
         def tokens(self) -> int:
             trainer = trainer_ref["trainer"]  # every process sees about the same number of tokens
@@ -223,7 +225,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             rate = (tokens - k0) / (now - t0) if now > t0 and tokens > k0 else None
             step_s = (now - t0) / (step - s0) if step > s0 else None
             eta = step_s * (tstate.max_steps - step) if step_s is not None else None
-            loss = logs.get("loss")
+            loss = self.last_loss = logs.get("loss")
             emit(ev.Step(step=step, max_steps=tstate.max_steps, epoch=logs.get("epoch", tstate.epoch), loss=loss,
                          lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"), tokens=tokens,
                          tokens_per_s=rate, elapsed_s=self.elapsed(), eta_s=eta,
@@ -365,8 +367,6 @@ def run_training(project_name: str, run_id: str | None = None, resume: str | Non
     keep_freed_memory()
     run_id, project = prepare_run(project_name, run_id, resume, max_steps)
     folder = run_dir(project_name, run_id)
-    import contextlib
-
     leader = rank() == 0
     with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
         emit = Emitter(folder / "events.jsonl" if leader else Path(os.devnull))
@@ -462,8 +462,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
             return 0
         trainer.model.save_pretrained(adapter)
         tokenizer.save_pretrained(adapter)
-        losses = [e.loss for e in ev.read_events(folder / "events.jsonl") if isinstance(e, ev.Step)]
-        emit(ev.Finished(step=step, path=str(adapter), loss=losses[-1] if losses else None,
+        emit(ev.Finished(step=step, path=str(adapter), loss=callback.last_loss,
                          eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=callback.elapsed(),
                          details={"trainable_parameters": trainable}))
         return 0
@@ -552,23 +551,14 @@ def stop_run(project_name: str, timeout: float = 60.0) -> str:
     proc = psutil.Process(info.pid)
     group = [proc, *proc.children(recursive=True)]
     for p in group:
-        with _quiet():
+        with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGTERM)
     _gone, alive = psutil.wait_procs(group, timeout=timeout)
     if alive:
         for p in alive:
-            with _quiet():
+            with contextlib.suppress(psutil.Error):
                 p.kill()
         return f"run {info.run_id} did not stop within {timeout:.0f} s and was killed; it can be resumed " \
                "from its last checkpoint"
     return f"run {info.run_id} stopped"
 
-
-class _quiet:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        import psutil
-
-        return kind is not None and issubclass(kind, psutil.Error)

@@ -48,7 +48,8 @@ class SmoloraApp(App):
             except ProjectError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            self.screen.action_refresh(name) if isinstance(self.screen, ProjectPicker) else None
+            if isinstance(self.screen, ProjectPicker):
+                self.screen.action_refresh(name)
             self.push_screen(ProjectScreen(name))
 
         self.push_screen(ConfirmDialog(f"There is no project named {name!r}. Create it?", "Create"), answered)

@@ -115,14 +115,15 @@ def _chunk(samples: list[Sample], settings: DataSettings, tokenizer) -> list[Sam
             out.append(sample)  # chats and prompt/completion are never cut
             continue
         if settings.chunk_unit == "words" or tokenizer is None:
-            out.extend(Sample(sample.where, text=piece) for piece in chunk_words(sample.text, settings.chunk_size))
+            out.extend(Sample(sample.file, sample.line, sample.index, text=piece)
+                       for piece in chunk_words(sample.text, settings.chunk_size))
         else:
             offsets = tokenizer(sample.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
             for i in range(0, len(offsets), settings.chunk_size):
                 start = offsets[i][0]
                 end = offsets[min(i + settings.chunk_size, len(offsets)) - 1][1]
                 if piece := sample.text[start:end].strip():
-                    out.append(Sample(sample.where, text=piece))
+                    out.append(Sample(sample.file, sample.line, sample.index, text=piece))
     return out
 
 
@@ -132,8 +133,9 @@ def chunk_words(text: str, size: int) -> list[str]:
     return [" ".join(words[i:i + size]) for i in range(0, len(words), size)] if size > 0 else [text]
 
 
-def collect_samples(source: str, settings: DataSettings, report: DataReport) -> list[Sample]:
-    """Read the source and shape every row; problems go into the report."""
+def collect_samples(source: str, settings: DataSettings, report: DataReport,
+                    limit: int | None = None) -> list[Sample]:
+    """Read the source and shape its rows (the first `limit` usable ones, or all); problems go into the report."""
     try:
         items: Iterable[Row | DataProblem] = read_source(source, settings.format, settings.text_split)
         buffered: list[Row] = []
@@ -154,6 +156,8 @@ def collect_samples(source: str, settings: DataSettings, report: DataReport) -> 
                 buffered = []
             else:
                 samples.extend(_shape_rows([item], shape, settings, report))
+            if limit is not None and len(samples) >= limit:
+                break
         if shape is None and buffered:
             shape = _detect(buffered, settings, report)
             samples.extend(_shape_rows(buffered, shape, settings, report))
@@ -194,9 +198,8 @@ def _dedupe(samples: list[Sample], report: DataReport) -> list[Sample]:
         key = sample.key()
         if key in seen:
             report.duplicates += 1
-            file, _, line = sample.where.rpartition(":")
-            report.problems.append(DataProblem(file or sample.where, int(line) if line.isdigit() else None,
-                                               f"duplicate of {seen[key]} (removed)", kind="duplicate"))
+            report.problems.append(DataProblem(sample.file, sample.line, f"duplicate of {seen[key]} (removed)",
+                                               sample.index, kind="duplicate"))
             continue
         seen[key] = sample.where
         out.append(sample)
@@ -207,24 +210,23 @@ def _render_all(samples: list[Sample], tokenizer, max_length: int, over_length: 
                 report: DataReport) -> list[Rendered]:
     out = []
     for sample in samples:
-        file, _, line = sample.where.rpartition(":")
-        file_line = (file, int(line)) if line.isdigit() else (sample.where, None)
+        def problem(reason: str, kind: str) -> None:
+            report.problems.append(DataProblem(sample.file, sample.line, reason, sample.index, kind=kind))
+
         try:
             rendered = render_sample(sample, tokenizer, max_length)
         except RenderError as exc:
-            report.problems.append(DataProblem(*file_line, str(exc), kind="render"))
+            problem(str(exc), "render")
             continue
         if rendered.truncated:
             if over_length == "drop":
                 report.dropped_too_long += 1
-                report.problems.append(DataProblem(*file_line, f"longer than max_length ({max_length} tokens): dropped",
-                                                   kind="too_long"))
+                problem(f"longer than max_length ({max_length} tokens): dropped", "too_long")
                 continue
             report.truncated += 1
         if rendered.trained_tokens == 0:
-            report.problems.append(DataProblem(*file_line, f"nothing left to train on within max_length "
-                                                           f"({max_length} tokens): the answer starts after it",
-                                               kind="too_long"))
+            problem(f"nothing left to train on within max_length ({max_length} tokens): the answer starts after it",
+                    "too_long")
             continue
         report.token_lengths.append(len(rendered.input_ids))
         report.trained_tokens += rendered.trained_tokens
@@ -284,10 +286,4 @@ def check_data(settings: DataSettings, tokenizer=None, max_length: int = 1024) -
 
 def samples_for_display(settings: DataSettings, limit: int = 5) -> list[Sample]:
     """The first few usable samples, for showing one rendered."""
-    report = DataReport(source=settings.path)
-    out = []
-    for sample in collect_samples(settings.path, settings, report):
-        out.append(sample)
-        if len(out) >= limit:
-            break
-    return out
+    return collect_samples(settings.path, settings, DataReport(source=settings.path), limit)[:limit]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .readers import DataProblem, Row
+from .readers import DataProblem, Row, where
 
 SHAPES = ("text", "instruction", "prompt_completion", "chat")
 
@@ -36,13 +36,19 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 
 @dataclass
 class Sample:
-    """One training example in a normal form."""
+    """One training example in a normal form, with where it came from."""
 
-    where: str
+    file: str
+    line: int | None = None
+    index: int | None = None
     text: str | None = None
     prompt: str | None = None
     completion: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return where(self.file, self.line, self.index)
 
     @property
     def shape(self) -> str:
@@ -170,14 +176,14 @@ def check_turns(row: Row, messages: list[dict[str, str]]) -> list[dict[str, str]
 
 def to_sample(row: Row, shape: str, mapping: dict[str, str]) -> Sample | DataProblem:
     cols = resolve_columns(set(row.data), mapping)
-    where = row.where
+    origin = (row.file, row.line, row.index)
     if shape == "chat":
         column = cols.get("messages")
         if column is None or column not in row.data:
             return _problem(row, f"missing field 'messages' (columns: {describe_columns(set(row.data))})",
                             "missing_field")
         messages = normalize_messages(row, row.data[column], column)
-        return messages if isinstance(messages, DataProblem) else Sample(where, messages=messages)
+        return messages if isinstance(messages, DataProblem) else Sample(*origin, messages=messages)
     if shape == "instruction":
         values = {}
         for role, required in (("instruction", True), ("input", False), ("output", True), ("system", False)):
@@ -191,7 +197,7 @@ def to_sample(row: Row, shape: str, mapping: dict[str, str]) -> Sample | DataPro
         messages = [{"role": "user", "content": user}, {"role": "assistant", "content": values["output"]}]
         if values["system"] and values["system"].strip():
             messages.insert(0, {"role": "system", "content": values["system"].strip()})
-        return Sample(where, messages=messages)
+        return Sample(*origin, messages=messages)
     if shape == "prompt_completion":
         prompt = _text_field(row, cols.get("prompt"), "prompt")
         if isinstance(prompt, DataProblem):
@@ -199,8 +205,8 @@ def to_sample(row: Row, shape: str, mapping: dict[str, str]) -> Sample | DataPro
         completion = _text_field(row, cols.get("completion"), "completion")
         if isinstance(completion, DataProblem):
             return completion
-        return Sample(where, prompt=prompt, completion=completion)
+        return Sample(*origin, prompt=prompt, completion=completion)
     text = _text_field(row, cols.get("text"), "text")
     if isinstance(text, DataProblem):
         return text
-    return Sample(where, text=text)
+    return Sample(*origin, text=text)
