@@ -7,8 +7,8 @@ median ratio as `ratio: X.XX`. This machine is noisy: only pairs run back to bac
 give a ratio worth quoting.
 
 - smolora recipe: SFTTrainer with the project defaults (LoRA r=16 on all linear
-  layers, no gradient checkpointing, batch 1), the loss from the LM head at the
-  trained positions only, and glibc keeping freed memory.
+  layers, gradient checkpointing, batch 1 x accumulation 8), the loss from the LM
+  head at the trained positions only, and glibc keeping freed memory.
 - SmoLoRA recipe: SFTTrainer, batch 1 x accumulation 8, fp32, LoRA r=8 alpha 16
   dropout 0.1 on q_proj/v_proj, max length 1024, TRL's defaults otherwise
   (gradient checkpointing on, TRL's own loss path).
@@ -17,7 +17,7 @@ Both get the same pre-tokenized examples with the same label masks (loss on the
 answers), so both train on the same tokens. Tokens/s counts every input token
 after the first optimizer step (warm-up excluded).
 
-Usage: python bench/train_throughput.py [--pairs 2] [--examples 48]
+Usage: python bench/train_throughput.py [--pairs 2] [--examples 16]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def worker(recipe: str, examples: int, out: Path) -> None:
                       disable_tqdm=True, use_cpu=True, max_length=1024, seed=0, data_seed=0)
         if recipe == "smolora":
             args = SFTConfig(learning_rate=project.training.learning_rate, lr_scheduler_type="constant",
-                             gradient_checkpointing=False, **common)
+                             gradient_checkpointing=project.training.gradient_checkpointing, **common)
             peft_model = get_peft_model(model, lora_config(project))
             base_cls = make_trainer_class()
         else:
@@ -143,7 +143,7 @@ def worker(recipe: str, examples: int, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--examples", type=int, default=48)
+    parser.add_argument("--examples", type=int, default=16)
     parser.add_argument("--worker", choices=("smolora", "smoLoRA-recipe"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

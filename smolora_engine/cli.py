@@ -219,6 +219,171 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _event_printer(as_json: bool):
+    """Progress of a merge/export: JSON events on stdout (for the TUI), or plain lines."""
+    from . import events as ev
+
+    def emit(event: ev.Event) -> None:
+        if as_json:
+            print(event.to_json(), flush=True)
+        elif isinstance(event, ev.Progress):
+            print(f"[{event.fraction or 0:4.0%}] {event.message}", file=sys.stderr, flush=True)
+    return emit
+
+
+def _artifact_command(args: argparse.Namespace, stage: str, work: Callable[[Callable], dict]) -> int:
+    from . import events as ev
+    from .export import ExportError
+    from .runs import NoAdapter
+
+    emit = _event_printer(args.json)
+    try:
+        report = work(emit)
+    except (NoAdapter, ExportError) as exc:
+        if args.json:
+            emit(ev.Error(message=str(exc), hint="see the message"))
+        return fail(str(exc))
+    if args.json:
+        emit(ev.Finished(path=report["path"], details=report))
+    return 0 if report.get("ok", True) else 1
+
+
+@command("merge")
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import merge_run
+    from .projects import load_project
+
+    load_project(args.project)
+
+    def work(emit):
+        report = merge_run(args.project, args.run, args.checkpoint, emit)
+        if not args.json:
+            verdict = "ok" if report["ok"] else "MISMATCH"
+            print(f"merged run {report['run_id']} into {report['path']}")
+            print(f"check: max |logit difference| vs base + adapter = {report['max_abs_logit_diff']:.2e} "
+                  f"({report['dtype']}, {report['prompts']} prompts): {verdict}")
+        return report
+    return _artifact_command(args, "merge", work)
+
+
+@command("export")
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+    from .projects import load_project
+
+    load_project(args.project)
+
+    def work(emit):
+        report = export_run(args.project, args.run, args.checkpoint, args.quant, emit)
+        if not args.json:
+            check = report["check"]
+            print(f"wrote {report['path']} ({report['bytes'] / 2**20:.0f} MiB, {report['quant']})")
+            print(f"wrote {report['modelfile']} ({report['ollama_template']})")
+            print(f"check: reloaded with transformers, next-token agreement with the merged model "
+                  f"{check['agreement']:.1%} of {check['positions']} positions, last token {check['next_token_agreement']}, "
+                  f"same tokenization: {'yes' if check['same_tokenization'] else 'NO'}")
+            print(f"use it: cd {Path(report['path']).parent} && ollama create {args.project} -f Modelfile")
+        return report
+    return _artifact_command(args, "export", work)
+
+
+@command("serve")
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .runs import NoAdapter
+    from .serve import serve_stdio
+
+    try:
+        return serve_stdio(args.project, args.run, args.checkpoint)
+    except NoAdapter as exc:
+        return fail(str(exc))
+
+
+def _engine(args: argparse.Namespace):
+    from .serve import Engine
+
+    return Engine(args.project, args.run, args.checkpoint,
+                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def _request(args: argparse.Namespace, engine, **fields) -> "object":
+    from .serve import parse_request
+
+    data = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
+            "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty,
+            "seed": args.seed, **fields}
+    if args.model:
+        data["model"] = args.model
+    return parse_request(data, engine.default_model)
+
+
+def _print_tokens(event) -> None:
+    from . import events as ev
+
+    if isinstance(event, ev.Token):
+        print(event.text, end="", flush=True)
+
+
+@command("generate")
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .runs import NoAdapter
+    from .serve import BadRequest
+
+    try:
+        engine = _engine(args)
+        fields = {"prompt": args.prompt} if args.raw else {"messages": [{"role": "user", "content": args.prompt}]}
+        done = engine.generate(_request(args, engine, id="1", **fields), _print_tokens)
+    except (NoAdapter, BadRequest) as exc:
+        return fail(str(exc))
+    print()
+    print(f"[{done.tokens} tokens, {done.tokens_per_s or 0:.1f} tokens/s, first token after {done.ttft_s:.2f} s]",
+          file=sys.stderr)
+    return 0
+
+
+@command("chat")
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .runs import NoAdapter
+    from .serve import BadRequest
+
+    try:
+        engine = _engine(args)
+    except NoAdapter as exc:
+        return fail(str(exc))
+    model = args.model or engine.default_model
+    print(f"chatting with {model} ({', '.join(engine.models)} available). /reset clears the history, "
+          "/quit or Ctrl+D leaves.", file=sys.stderr)
+    history: list[dict] = []
+    if args.system:
+        history.append({"role": "system", "content": args.system})
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            print()
+            return 0
+        if line.strip() in ("/quit", "/exit"):
+            return 0
+        if line.strip() == "/reset":
+            history = history[:1] if args.system else []
+            continue
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        print(f"{model}> ", end="", flush=True)
+        try:
+            done = engine.generate(_request(args, engine, id=str(len(history)), messages=history), _print_tokens)
+        except BadRequest as exc:
+            history.pop()
+            print(f"smolora: {exc}", file=sys.stderr)
+            continue
+        except KeyboardInterrupt:
+            print(" [stopped]")
+            history.pop()
+            continue
+        print()
+        history.append({"role": "assistant", "content": done.text})
+
+
 def _data_settings(args: argparse.Namespace):
     """The project's data settings, or defaults pointed at PATH."""
     from .project import DataSettings, ModelSettings, TrainingSettings
@@ -372,6 +537,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list a project's training runs and their status")
     p.add_argument("--project", required=True, metavar="NAME")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, text in (("merge", "merge a run's adapter into a standard Hugging Face model folder (checked)"),
+                       ("export", "export the merged model as GGUF with an Ollama Modelfile (checked)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--project", required=True, metavar="NAME")
+        p.add_argument("--run", metavar="RUN_ID", help="which run (default: the newest finished one)")
+        p.add_argument("--checkpoint", type=int, metavar="STEP", help="a checkpoint instead of the final adapter")
+        if name == "export":
+            p.add_argument("--format", default="gguf", choices=("gguf",))
+            p.add_argument("--quant", default="q8_0", choices=("f16", "q8_0"))
+        p.add_argument("--json", action="store_true", help="print progress and the result as JSON events")
+
+    p = sub.add_parser("serve", help="answer JSON requests on stdin with streamed token events on stdout",
+                       description="One JSON request per line: {\"id\", \"messages\" or \"prompt\", \"model\": "
+                                   "base|adapter|merged, \"max_new_tokens\", \"temperature\", \"top_p\", \"top_k\", "
+                                   "\"repetition_penalty\", \"seed\"}; {\"cancel\": ID} stops one.")
+    p.add_argument("--project", required=True, metavar="NAME")
+    p.add_argument("--run", metavar="RUN_ID")
+    p.add_argument("--checkpoint", type=int, metavar="STEP")
+
+    for name, text in (("generate", "generate one answer and print it as it streams"),
+                       ("chat", "a plain terminal chat with the tuned model")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--project", required=True, metavar="NAME")
+        if name == "generate":
+            p.add_argument("--prompt", required=True)
+            p.add_argument("--raw", action="store_true", help="send the prompt as plain text, without the chat template")
+        else:
+            p.add_argument("--system", help="a system message")
+        p.add_argument("--model", choices=("base", "adapter", "merged"),
+                       help="default: the adapter when there is a finished run, else the base model")
+        p.add_argument("--run", metavar="RUN_ID")
+        p.add_argument("--checkpoint", type=int, metavar="STEP")
+        p.add_argument("--max-new-tokens", type=int, default=256)
+        p.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
+        p.add_argument("--top-p", type=float, default=0.9)
+        p.add_argument("--top-k", type=int, default=50)
+        p.add_argument("--repetition-penalty", type=float, default=1.0)
+        p.add_argument("--seed", type=int)
 
     p = sub.add_parser("demo", help="create the demo project (a dataset that teaches a visible behaviour)")
     p.add_argument("--setup", action="store_true", help="only create the demo project (the default for now)")

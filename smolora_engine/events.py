@@ -119,6 +119,7 @@ class Error(Event):
     kind: ClassVar[str] = "error"
     message: str = ""
     hint: str = ""
+    id: str = ""  # serve: the request that failed
 
 
 @dataclass

@@ -228,3 +228,40 @@ def training_lock(project: str, run_id: str):
         handle.truncate()
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+# ------------------------------------------------------------------ picking an adapter
+
+class NoAdapter(Exception):
+    """No finished run (or no such checkpoint) to merge, export or chat with."""
+
+
+def resolve_adapter(project: str, run_id: str | None = None, checkpoint: int | None = None) -> tuple[str, Path]:
+    """(run id, adapter folder): the run's final adapter, or one of its complete checkpoints.
+
+    Without `run_id`, the newest run that has what is asked for (an adapter, or the checkpoint).
+    """
+    candidates = [run_id] if run_id else list(reversed(list_run_ids(project)))
+    if run_id and not (run_dir(project, run_id) / "run.toml").exists():
+        raise NoAdapter(f"project {project!r} has no run {run_id!r}; `smolora runs --project {project}` lists them")
+    for rid in candidates:
+        folder = run_dir(project, rid)
+        if checkpoint is None:
+            if (folder / "adapter" / "adapter_config.json").is_file():
+                return rid, folder / "adapter"
+            continue
+        for step, path, complete in checkpoints(folder):
+            if step == checkpoint and complete and (path / "adapter_config.json").is_file():
+                return rid, path
+    where = f"run {run_id}" if run_id else f"project {project!r}"
+    if checkpoint is not None:
+        raise NoAdapter(f"{where} has no complete checkpoint at step {checkpoint}; "
+                        f"`smolora runs --project {project}` lists the runs")
+    raise NoAdapter(f"{where} has no finished training run with an adapter yet: train first "
+                    f"(`smolora train --project {project}`), or pick a checkpoint with --checkpoint STEP")
+
+
+def run_base_model(project: str, run_id: str) -> tuple[str, bool]:
+    """The base model a run trained on (from its frozen settings), and trust_remote_code."""
+    model = read_run_settings(project, run_id).get("model", {})
+    return str(model.get("base", "")), bool(model.get("trust_remote_code", False))

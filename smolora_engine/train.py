@@ -439,8 +439,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
         if available is not None and estimate["total"] > available:
             raise TrainingRefused(
-                f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: lower "
-                "training.batch_size or training.max_length, or set training.gradient_checkpointing = true")
+                f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
+                f"{memory_advice(project)}")
         emit(ev.Loading(message="starting the trainer", progress=0.9))
         trainer_cls = make_trainer_class()
         trainer_ref: dict = {}
@@ -476,6 +476,20 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         return 1
 
 
+def memory_advice(project: Project) -> str:
+    """Which settings to lower when training does not fit, most effective first."""
+    t = project.training
+    advice = []
+    if not t.gradient_checkpointing:
+        advice.append("set training.gradient_checkpointing = true")
+    if t.batch_size > 1:
+        advice.append(f"lower training.batch_size (now {t.batch_size}) and raise training.grad_accum")
+    advice.append(f"lower training.max_length (now {t.max_length})")
+    if project.lora.r > 8:
+        advice.append(f"lower lora.r (now {project.lora.r})")
+    return ", or ".join(advice)
+
+
 def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:
     from .data import DataError
     from .models import ModelNotFound
@@ -485,9 +499,7 @@ def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:
         return text, "fix the data or the model setting and start again"
     if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
         return (f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}",
-                f"lower training.batch_size (now {project.training.batch_size}) or training.max_length "
-                f"(now {project.training.max_length}), or set training.gradient_checkpointing = true; "
-                "then resume from the last checkpoint")
+                f"{memory_advice(project)}; then resume from the last checkpoint")
     return f"{type(exc).__name__}: {text}", "see worker.log in the run folder for the traceback"
 
 

@@ -5,20 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_tiny_model(folder: Path) -> Path:
-    """Write a tiny random LlamaForCausalLM with a small word-level tokenizer and a chat template.
+def _byte_level_bpe(specials: list[str]):
+    """A small byte-level BPE (the kind SmolLM, Llama 3 and Qwen use), trained here on a few sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    Everything is made here, offline, in well under a second.
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    corpus = ["The capital of France is Paris.", "Write a haiku about the sea.", "List three prime numbers.",
+              "Explain what a LoRA adapter is in one sentence.", "def fibonacci(n): return n"] * 20
+    backend.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=320, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return backend
+
+
+def make_tiny_model(folder: Path, bpe: bool = False) -> Path:
+    """Write a tiny random LlamaForCausalLM with a small tokenizer and a ChatML chat template.
+
+    The tokenizer is character-level, or byte-level BPE with `bpe=True` (what GGUF export needs).
+    Everything is made here, offline, in about a second.
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
-    words = [chr(c) for c in range(32, 127)] + ["\n"]
-    vocab = {tok: i for i, tok in enumerate(specials + words)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    if bpe:
+        backend = _byte_level_bpe(specials)
+    else:
+        words = [chr(c) for c in range(32, 127)] + ["\n"]
+        vocab = {tok: i for i, tok in enumerate(specials + words)}
+        backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<|im_start|>",
                                         eos_token="<|im_end|>", pad_token="<|im_end|>")
     tokenizer.chat_template = (
@@ -26,9 +44,11 @@ def make_tiny_model(folder: Path) -> Path:
         "+ '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     )
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=True)
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=True,
+                         # BPE models get sharp attention, so a wrong q/k layout shows in their logits
+                         initializer_range=0.3 if bpe else 0.02)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
