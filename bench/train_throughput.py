@@ -8,7 +8,8 @@ give a ratio worth quoting.
 
 - smolora recipe: SFTTrainer with the project defaults (LoRA r=16 on all linear
   layers, gradient checkpointing, batch 1 x accumulation 8), the loss from the LM
-  head at the trained positions only, and glibc keeping freed memory.
+  head at the trained positions only, computed a chunk of positions at a time
+  through the frozen head (smolora_engine/loss.py).
 - SmoLoRA recipe: SFTTrainer, batch 1 x accumulation 8, fp32, LoRA r=8 alpha 16
   dropout 0.1 on q_proj/v_proj, max length 1024, TRL's defaults otherwise
   (gradient checkpointing on, TRL's own loss path).
@@ -77,7 +78,7 @@ def worker(recipe: str, examples: int, out: Path) -> None:
     from smolora_engine.project import DataSettings, Project
     from smolora_engine.train import keep_freed_memory, lora_config, make_trainer_class
 
-    if recipe == "smolora":
+    if recipe == "smolora" and not Project(name="bench").training.gradient_checkpointing:
         keep_freed_memory()
     torch.manual_seed(0)
     model, tokenizer = load_model("smollm2-135m-instruct")

@@ -41,7 +41,11 @@ class TrainingRefused(Exception):
 
 
 def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory instead of returning it (and page-faulting it back) every step."""
+    """Ask glibc to keep freed memory instead of returning it (and page-faulting it back) every step.
+
+    Worth it without gradient checkpointing, where every step allocates and frees
+    large activations; with checkpointing it only raises the peak (see the bench).
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -136,6 +140,8 @@ def make_trainer_class():
     from transformers import Trainer
     from trl import SFTTrainer
 
+    from .loss import frozen_head_cross_entropy_sum, head_is_frozen_linear
+
     class SmoloraTrainer(SFTTrainer):
         fast_loss = True
         tokens_seen = 0
@@ -165,8 +171,11 @@ def make_trainer_class():
             ).last_hidden_state
             target = labels[:, 1:]
             keep = target != -100
-            logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
-            loss_sum = F.cross_entropy(logits, target[keep], reduction="sum")
+            head = lm.get_output_embeddings()
+            if head_is_frozen_linear(head):
+                loss_sum = frozen_head_cross_entropy_sum(hidden[:, :-1][keep], head, target[keep])
+            else:  # a trained head (modules_to_save, LoRA on lm_head) needs its own gradients
+                loss_sum = F.cross_entropy(head(hidden[:, :-1][keep]).float(), target[keep], reduction="sum")
             if num_items_in_batch is not None:
                 denominator = torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
             else:
@@ -364,8 +373,9 @@ def lora_config(project: Project):
 
 def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
                  max_steps: int | None = None) -> int:
-    keep_freed_memory()
     run_id, project = prepare_run(project_name, run_id, resume, max_steps)
+    if not project.training.gradient_checkpointing:
+        keep_freed_memory()
     folder = run_dir(project_name, run_id)
     leader = rank() == 0
     with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
@@ -497,7 +507,9 @@ def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:
     text = str(exc)
     if isinstance(exc, (DataError, ModelNotFound)):
         return text, "fix the data or the model setting and start again"
-    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+    lowered = text.lower()
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or any(
+            words in lowered for words in ("out of memory", "can't allocate memory", "not enough memory")):
         return (f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}",
                 f"{memory_advice(project)}; then resume from the last checkpoint")
     return f"{type(exc).__name__}: {text}", "see worker.log in the run folder for the traceback"

@@ -16,7 +16,7 @@ from smolora_engine import events as ev
 from smolora_engine.cli import main
 from smolora_engine.demo import demo_train_file
 from smolora_engine.projects import create_project, load_project, save_project
-from smolora_engine.runs import COMPLETE_MARKER, list_runs, run_dir, summarize, training_lock
+from smolora_engine.runs import COMPLETE_MARKER, checkpoints, list_runs, run_dir, summarize, training_lock
 
 
 def make_project(name, model, **training):
@@ -204,3 +204,84 @@ def test_real_embedded_model_trains_end_to_end(embedded_model, capsys):
     assert len(steps) == 2 and 0 < steps[0].loss < 10 and steps[-1].tokens_per_s > 0
     config = json.loads((info.folder / "adapter" / "adapter_config.json").read_text())
     assert config["r"] == 16 and "q_proj" in config["target_modules"]
+
+
+def test_frozen_head_loss_matches_plain_cross_entropy_and_its_gradient():
+    import torch
+    import torch.nn.functional as F
+
+    from smolora_engine.loss import frozen_head_cross_entropy_sum
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 300, bias=True).requires_grad_(False)
+    target = torch.randint(0, 300, (50,))
+    hidden = torch.randn(50, 16, requires_grad=True)
+    plain = F.cross_entropy(head(hidden).float(), target, reduction="sum") / 7
+    plain.backward()
+    expected = hidden.grad.clone()
+    hidden.grad = None
+    ours = frozen_head_cross_entropy_sum(hidden, head, target, chunk=8) / 7  # chunks that do not divide 50
+    ours.backward()
+    assert torch.allclose(ours, plain, atol=1e-5)
+    assert torch.allclose(hidden.grad, expected, atol=1e-6)
+    head.weight.requires_grad_(True)
+    with pytest.raises(ValueError):
+        frozen_head_cross_entropy_sum(hidden, head, target)
+
+
+def test_out_of_memory_becomes_advice_not_a_traceback(tiny_model_dir):
+    """A real allocator failure (torch's own error) is turned into the settings to lower."""
+    import torch
+
+    from smolora_engine.train import explain_failure
+
+    project = make_project("oom", tiny_model_dir, batch_size=4, gradient_checkpointing=False)
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(2**62, dtype=torch.uint8)
+    message, hint = explain_failure(caught.value, project)
+    assert message.startswith("out of memory")
+    assert "training.gradient_checkpointing = true" in hint and "training.batch_size (now 4)" in hint
+    assert "resume" in hint
+
+
+def test_estimate_over_available_memory_is_refused_with_advice(tiny_model_dir):
+    make_project("huge", tiny_model_dir, batch_size=2_000_000, max_steps=1)
+    assert main(["train", "--project", "huge"]) == 2
+    (run,) = list_runs("huge")
+    events = ev.read_events(run.folder / "events.jsonl")
+    estimate = next(e for e in events if isinstance(e, ev.MemoryEstimate))
+    assert estimate.available_mb and estimate.estimate_mb > estimate.available_mb
+    error = events[-1]
+    assert isinstance(error, ev.Error) and "lower training.batch_size (now 2000000)" in error.message
+    assert not (run.folder / "checkpoints").exists() or not any((run.folder / "checkpoints").iterdir())
+
+
+def test_stop_kills_a_worker_that_does_not_answer(tiny_model_dir):
+    """A stuck worker (here: SIGSTOPped mid-run) gets SIGKILL after the timeout and shows as crashed."""
+    make_project("stuck", tiny_model_dir, max_steps=100000, save_steps=2)
+    proc = worker("stuck")
+    folder = wait_for(lambda: list_runs("stuck") and list_runs("stuck")[0].folder)
+    wait_for(checkpoint_seen(folder, 2))
+    os.kill(proc.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    assert main(["stop", "--project", "stuck", "--timeout", "1"]) == 0
+    assert time.monotonic() - started < 15
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    run = only_run("stuck")
+    assert run.status == "crashed" and run.resumable and run.resumable_step >= 2
+
+
+def test_best_eval_checkpoint_is_kept_when_older_ones_rotate(tiny_model_dir):
+    make_project("best", tiny_model_dir, max_steps=8, save_steps=1, eval_steps=1, keep_checkpoints=2,
+                 learning_rate=3.0, warmup_ratio=0.0, scheduler="constant")
+    project = load_project("best")
+    project.data.eval_ratio = 0.1
+    save_project(project)
+    assert main(["train", "--project", "best"]) == 0
+    run = only_run("best")
+    evals = [e for e in ev.read_events(run.folder / "events.jsonl") if isinstance(e, ev.Eval)]
+    best = min((e for e in evals if e.eval_loss is not None), key=lambda e: e.eval_loss)  # it diverges to NaN
+    assert best.step < 7, "the test needs an early best (a learning rate that diverges)"
+    kept = [step for step, _path, complete in checkpoints(run.folder) if complete]
+    assert kept == sorted({best.step, 7, 8})
+    assert [e.step for e in evals if e.best][-1] == best.step
