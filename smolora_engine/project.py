@@ -393,19 +393,70 @@ def set_value(project: Project, key: str, value: Any) -> tuple[Project, list[Pro
     return project_from_dict(raw, project.name)
 
 
-def field_docs() -> list[tuple[str, str, Any, str]]:
-    """(dotted key, type word, default, doc) for every setting: the source of the README reference."""
-    rows = []
+@dataclass(frozen=True)
+class FieldSpec:
+    """One setting as a form or a reference table shows it."""
+
+    key: str  # dotted: "lora.r"
+    kind: type  # int, float, str, bool or list
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def type_word(self) -> str:
+        return _TYPE_WORDS[self.kind]
+
+    @property
+    def full_doc(self) -> str:
+        return self.doc + (" One of: " + ", ".join(self.choices) + "." if self.choices else "")
+
+
+def field_specs() -> list[FieldSpec]:
+    specs = []
     for section, cls in SECTIONS.items():
         hints = get_type_hints(cls)
         for f in fields(cls):
             kind = getattr(hints[f.name], "__origin__", hints[f.name])
             default = f.default if f.default is not MISSING else f.default_factory()
-            doc = f.metadata["doc"]
-            if f.metadata.get("choices"):
-                doc += " One of: " + ", ".join(f.metadata["choices"]) + "."
-            rows.append((f"{section}.{f.name}", _TYPE_WORDS[kind], default, doc))
-    return rows
+            specs.append(FieldSpec(f"{section}.{f.name}", kind, default, f.metadata["doc"],
+                                   tuple(f.metadata.get("choices") or ())))
+    return specs
+
+
+def field_docs() -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type word, default, doc) for every setting: the source of the README reference."""
+    return [(s.key, s.type_word, s.default, s.full_doc) for s in field_specs()]
+
+
+def get_value(project: Project, key: str) -> Any:
+    section, name = key.split(".", 1)
+    return getattr(getattr(project, section), name)
+
+
+# Starting points offered by the settings screen and `smolora config NAME --preset P`.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "quick-test": ("A few minutes on a laptop CPU: does the pipeline work on my data?", {
+        "lora.r": 8, "lora.alpha": 16, "lora.target_modules": ["q_proj", "v_proj"], "training.max_steps": 20,
+        "training.max_length": 512, "training.eval_steps": 10, "training.save_steps": 10,
+        "training.learning_rate": 5e-4}),
+    "balanced": ("The defaults: all linear layers, r=16, one epoch.", {
+        "lora.r": 16, "lora.alpha": 32, "lora.target_modules": ["all-linear"], "training.max_steps": 0,
+        "training.epochs": 1.0, "training.max_length": 1024, "training.eval_steps": 50,
+        "training.save_steps": 50, "training.learning_rate": 5e-4}),
+    "quality": ("More capacity and epochs, a lower rate: for a GPU or a long CPU run.", {
+        "lora.r": 32, "lora.alpha": 64, "lora.target_modules": ["all-linear"], "lora.use_rslora": True,
+        "training.max_steps": 0, "training.epochs": 3.0, "training.max_length": 2048,
+        "training.learning_rate": 2e-4, "training.eval_steps": 100, "training.save_steps": 100}),
+}
+
+
+def apply_preset(project: Project, name: str) -> tuple[Project, list[Problem]]:
+    raw = project.to_dict()
+    for key, value in PRESETS[name][1].items():
+        section, field_name = key.split(".", 1)
+        raw.setdefault(section, {})[field_name] = value
+    return project_from_dict(raw, project.name)
 
 
 def field_doc(key: str) -> str:

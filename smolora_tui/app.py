@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from textual import on
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from smolora_engine import paths
 from smolora_engine.projects import create_project
 from smolora_engine.project import ProjectError
 
+from smolora_engine.project import PRESETS
+
 from .dialogs import ConfirmDialog
 from .screens.picker import ProjectPicker
-from .screens.project import ProjectScreen
+from .screens.project import MODES, ProjectScreen
+from .state import load_state, update_state
 
 
 class SmoloraApp(App):
@@ -28,6 +34,10 @@ class SmoloraApp(App):
         self.start_project = project
 
     def on_mount(self) -> None:
+        theme = load_state().get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, lambda theme: update_state(theme=theme.name))
         self.push_screen(ProjectPicker())
         if self.start_project:
             self.open_project(self.start_project)
@@ -37,7 +47,7 @@ class SmoloraApp(App):
             self.notify(problem, severity="error")
             return
         if paths.project_file(name).exists():
-            self.push_screen(ProjectScreen(name))
+            self.push_screen(ProjectScreen(name, self.last_mode(name)))
             return
 
         def answered(create: bool | None) -> None:
@@ -57,3 +67,28 @@ class SmoloraApp(App):
     @on(ProjectPicker.Open)
     def _open(self, message: ProjectPicker.Open) -> None:
         self.open_project(message.name)
+
+    # ------------------------------------------------------------------ memory and commands
+
+    @staticmethod
+    def last_mode(name: str) -> str:
+        mode = load_state().get("modes", {}).get(name, "settings")
+        return mode if mode in MODES else "settings"
+
+    @on(ProjectScreen.ModeChanged)
+    def _remember_mode(self, message: ProjectScreen.ModeChanged) -> None:
+        update_state(modes={message.project: message.mode})
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, ProjectScreen) and screen.entry.project is not None:
+            yield SystemCommand("Data", "Browse, preview and check the data (1)", lambda: screen.action_mode("data"))
+            yield SystemCommand("Settings", "Model, LoRA and training settings (2)",
+                                lambda: screen.action_mode("settings"))
+            yield SystemCommand("Check data", "Run the data doctor in the background", screen.run_doctor)
+            if screen.query("#form") and screen.form.dirty:
+                yield SystemCommand("Save settings", "Write the project file (Ctrl+S)", screen.action_save)
+                yield SystemCommand("Discard changes", "Read the project file again", screen.action_reload)
+            for name, (text, _values) in PRESETS.items():
+                yield SystemCommand(f"Preset: {name}", text, lambda name=name: screen.apply_preset(name))
+            yield SystemCommand("Back to projects", "The project list", screen.action_leave)

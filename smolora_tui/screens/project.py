@@ -1,59 +1,189 @@
-"""One project's overview: its settings as saved, and every problem with them."""
+"""One project: a mode per area (Data, Settings), switched with the number keys or the tab bar."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
 
-from smolora_engine.projects import ProjectEntry, read_project
+from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking, set_value
+from smolora_engine.projects import ProjectEntry, read_project, save_project
+
+from ..dialogs import ConfirmDialog
+from ..widgets.data_pane import DataPane
+from ..widgets.settings_form import SettingsForm
+
+MODES = ("data", "settings")
 
 
 class ProjectScreen(Screen):
     DEFAULT_CSS = """
-    ProjectScreen #summary { padding: 1 2; height: auto; }
-    ProjectScreen #problems { padding: 0 2; color: $error; height: auto; }
-    ProjectScreen #settings { padding: 1 2; height: auto; background: $panel; }
+    ProjectScreen #summary { height: auto; padding: 0 1; background: $panel; }
+    ProjectScreen #problems { height: auto; padding: 0 1; color: $error; }
+    ProjectScreen #settings-bar { height: auto; padding: 0 1; }
+    ProjectScreen #settings-bar Static { width: 1fr; padding: 1 0 0 0; }
+    ProjectScreen #settings-bar Select { width: 30; }
+    ProjectScreen #settings-status.-unsaved { color: $warning; }
+    ProjectScreen #settings-status.-invalid { color: $error; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Projects", id="project.back", tooltip="Back to the project list"),
+        Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
+        Binding("1", "mode('data')", "Data", id="project.data", tooltip="Browse and check the data"),
+        Binding("2", "mode('settings')", "Settings", id="project.settings", tooltip="Model, LoRA and training"),
+        Binding("ctrl+s", "save", "Save", id="project.save", tooltip="Write the settings to the project file"),
         Binding("f5", "reload", "Reload", id="project.reload", tooltip="Read the project file again"),
     ]
 
-    def __init__(self, name: str):
+    class ModeChanged(Message):
+        def __init__(self, project: str, mode: str):
+            super().__init__()
+            self.project, self.mode = project, mode
+
+    def __init__(self, name: str, mode: str = "settings"):
         super().__init__()
         self.project_name = name
-        self.entry: ProjectEntry | None = None
+        self.start_mode = mode if mode in MODES else "settings"
+        self.entry: ProjectEntry = read_project(name)
+
+    # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll():
-            yield Static(id="summary")
-            yield Static(id="problems")
-            yield Static(id="settings", markup=False)
+        yield Static(id="summary")
+        yield Static(id="problems", markup=False)
+        project = self.entry.project
+        if project is None:
+            yield Footer()
+            return
+        with TabbedContent(initial=self.start_mode, id="modes"):
+            with TabPane("1 Data", id="data"):
+                data_path = Path(project.data.path).expanduser() if project.data.path else None
+                root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
+                yield DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
+                               data_path if data_path and data_path.is_file() else None, id="data-pane")
+            with TabPane("2 Settings", id="settings"):
+                with Horizontal(id="settings-bar"):
+                    yield Static("saved", id="settings-status")
+                    yield Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
+                                 prompt="Apply a preset…", id="preset")
+                yield SettingsForm(project, id="form")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = self.project_name
-        self.action_reload()
+        self._summary()
+
+    def _summary(self) -> None:
+        entry = self.entry
+        summary = self.query_one("#summary", Static)
+        problems = self.query_one("#problems", Static)
+        if entry.project is None:
+            summary.update(f"[b]{self.project_name}[/b]: this project file cannot be read")
+            problems.update(f"{entry.error}\nFix the file ({entry.path}) and press F5.")
+            problems.display = True
+            return
+        p = self.form.project if self.is_mounted and self.query("#form") else entry.project
+        self.sub_title = p.model.base
+        summary.update(f"[b]{p.name}[/b]  model [b]{p.model.base}[/b]  ·  data {p.data.path or '(none yet)'}  ·  "
+                       f"LoRA r={p.lora.r}  ·  lr {p.training.learning_rate:g}  ·  "
+                       f"effective batch {p.effective_batch}")
+        problems.update("\n".join(pr.message for pr in entry.problems))
+        problems.display = bool(entry.problems)
+
+    @property
+    def form(self) -> SettingsForm:
+        return self.query_one("#form", SettingsForm)
+
+    @property
+    def mode(self) -> str:
+        return self.query_one("#modes", TabbedContent).active if self.entry.project else ""
+
+    def action_mode(self, mode: str) -> None:
+        if self.entry.project is not None:
+            self.query_one("#modes", TabbedContent).active = mode
+
+    @on(TabbedContent.TabActivated, "#modes")
+    def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.post_message(self.ModeChanged(self.project_name, event.pane.id or ""))
+
+    def run_doctor(self) -> None:
+        self.action_mode("data")
+        self.query_one(DataPane).action_check()
+
+    # ------------------------------------------------------------------ settings
+
+    @on(SettingsForm.Edited)
+    def _edited(self, event: SettingsForm.Edited) -> None:
+        status = self.query_one("#settings-status", Static)
+        invalid = not self.form.valid
+        status.set_class(event.dirty and not invalid, "-unsaved")
+        status.set_class(invalid, "-invalid")
+        count = len(self.form.texts) + len(blocking(event.problems))
+        status.update(f"{count} field(s) need fixing before saving" if invalid else
+                      "● unsaved changes (Ctrl+S saves)" if event.dirty else "saved")
+        self.sub_title = ("● " if event.dirty else "") + event.project.model.base
+        self._summary()
+
+    @on(Select.Changed, "#preset")
+    def _preset(self, event: Select.Changed) -> None:
+        if event.value is not Select.BLANK:
+            self.apply_preset(str(event.value))
+
+    def apply_preset(self, name: str) -> None:
+        project, _problems = apply_preset(self.form.project, name)
+        self.form.load(project)
+        self.notify(f"preset {name!r} applied: review, then Ctrl+S to save")
+
+    def action_save(self) -> bool:
+        if self.entry.project is None:
+            return False
+        form = self.form
+        if not form.valid:
+            self.notify("fix the fields marked in red first", severity="error")
+            return False
+        try:
+            path = save_project(form.project)
+        except ProjectError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        form.mark_saved()
+        self.entry = read_project(self.project_name)
+        self._summary()
+        self.notify(f"saved {path}")
+        return True
 
     def action_reload(self) -> None:
-        self.entry = entry = read_project(self.project_name)
-        problems = self.query_one("#problems", Static)
-        if entry.error or entry.project is None:
-            self.query_one("#summary", Static).update(f"[b]{self.project_name}[/b]")
-            problems.update(entry.error or "")
-            self.query_one("#settings", Static).update("")
+        self.entry = read_project(self.project_name)
+        if self.entry.project is not None and not self.query("#form"):  # the file was fixed: build the modes
+            self.app.switch_screen(ProjectScreen(self.project_name))
             return
-        p = entry.project
-        self.sub_title = p.model.base
-        self.query_one("#summary", Static).update(
-            f"[b]{p.name}[/b]  {p.description}\n"
-            f"model [b]{p.model.base}[/b] on {p.model.device}   data {p.data.path or '(none yet)'}\n"
-            f"LoRA r={p.lora.r} alpha={p.lora.alpha:g} on {', '.join(p.lora.target_modules)}   "
-            f"lr {p.training.learning_rate:g}, effective batch {p.effective_batch}"
-        )
-        problems.update("\n".join(pr.message for pr in entry.problems))
-        self.query_one("#settings", Static).update(f"# {entry.path}\n{p.to_toml()}")
+        if self.entry.project is not None and self.query("#form"):
+            self.form.load(self.entry.project, saved=True)
+        self._summary()
+
+    def action_leave(self) -> None:
+        if self.entry.project is None or not self.query("#form") or not self.form.dirty:
+            self.app.pop_screen()
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Leave without saving?",
+                                           "Discard changes", danger=True), answered)
+
+    @on(DataPane.UseFile)
+    def _use_file(self, event: DataPane.UseFile) -> None:
+        project, problems = set_value(self.form.project, "data.path", str(event.path))
+        if blocking(problems):
+            self.notify(blocking(problems)[0].message, severity="error")
+            return
+        self.form.load(project)
+        self.notify(f"data.path set to {event.path}: Ctrl+S saves")

@@ -1,0 +1,194 @@
+"""The project's settings as a form: every field checked as it is typed, with the engine's own messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from smolora_engine.project import (
+    FieldSpec, Problem, Project, blocking, field_specs, get_value, parse_assignment, project_from_dict, set_value,
+)
+
+SECTION_TITLES = {"model": "Base model", "data": "Data", "lora": "LoRA", "training": "Training",
+                  "output": "Output"}
+
+
+def field_id(key: str) -> str:
+    return "f-" + key.replace(".", "--")
+
+
+def as_text(spec: FieldSpec, value: Any) -> str:
+    if spec.kind is list:
+        return ", ".join(str(v) for v in value)
+    if spec.kind is dict:
+        return "" if not value else "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_text(spec: FieldSpec, text: str) -> Any:
+    """What a person typed, as the value the engine checks (TOML where it parses, else plain text)."""
+    text = text.strip()
+    if spec.kind is str:
+        return text
+    if spec.kind is list and not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    _key, value = parse_assignment(f"v={text}")
+    return value
+
+
+class FieldRow(Vertical):
+    """Label, editor, and the field's doc or its problem."""
+
+    DEFAULT_CSS = """
+    FieldRow { height: auto; margin-bottom: 1; }
+    FieldRow > Horizontal { height: auto; }
+    FieldRow .name { width: 26; padding: 1 1 0 0; text-style: bold; }
+    FieldRow Input, FieldRow Select { width: 1fr; }
+    FieldRow Switch { width: auto; }
+    FieldRow .doc { color: $text-muted; padding-left: 26; }
+    FieldRow.-invalid .doc { color: $error; }
+    FieldRow.-invalid Input { border: tall $error; }
+    FieldRow.-changed .name { color: $warning; }
+    """
+
+    def __init__(self, spec: FieldSpec, value: Any):
+        super().__init__(id=field_id(spec.key))
+        self.spec, self.value = spec, value
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        with Horizontal():
+            yield Label(spec.key.split(".", 1)[1], classes="name")
+            if spec.kind is bool:
+                yield Switch(value=bool(self.value), tooltip=spec.full_doc)
+            elif spec.choices:
+                yield Select([(c, c) for c in spec.choices], value=self.value, allow_blank=False,
+                             tooltip=spec.full_doc)
+            else:
+                yield Input(as_text(spec, self.value), tooltip=spec.full_doc, select_on_focus=False)
+        yield Static(spec.full_doc, classes="doc", markup=False)
+
+    def show_problem(self, problem: str | None) -> None:
+        self.set_class(problem is not None, "-invalid")
+        self.query_one(".doc", Static).update(problem if problem is not None else self.spec.full_doc)
+
+    def set_editor_value(self, value: Any) -> None:
+        self.value = value
+        editor = self.query_one("Input, Select, Switch")
+        with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
+            if isinstance(editor, Switch):
+                editor.value = bool(value)
+            elif isinstance(editor, Select):
+                editor.value = value
+            else:
+                editor.value = as_text(self.spec, value)
+
+
+class SettingsForm(Widget):
+    """Edits a copy of a project; posts `Edited` after each change with the problems of the result."""
+
+    DEFAULT_CSS = """
+    SettingsForm { height: 1fr; }
+    SettingsForm .section { text-style: bold; color: $accent; padding: 1 0 1 0; }
+    """
+
+    class Edited(Message):
+        def __init__(self, project: Project, problems: list[Problem], dirty: bool):
+            super().__init__()
+            self.project, self.problems, self.dirty = project, problems, dirty
+
+    def __init__(self, project: Project, *, id: str | None = None):
+        super().__init__(id=id)
+        self.saved = project
+        self.project = project
+        self.texts: dict[str, str] = {}  # invalid text kept per field until it is fixed
+        self.problems: list[Problem] = []
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            section = None
+            for spec in field_specs():
+                if spec.kind is dict:  # data.columns: edited as TOML in the file (shown in Data)
+                    continue
+                if spec.key.split(".")[0] != section:
+                    section = spec.key.split(".")[0]
+                    yield Static(SECTION_TITLES.get(section, section), classes="section")
+                yield FieldRow(spec, get_value(self.project, spec.key))
+
+    @property
+    def dirty(self) -> bool:
+        return self.project.to_dict() != self.saved.to_dict() or bool(self.texts)
+
+    @property
+    def valid(self) -> bool:
+        return not self.texts and not blocking(self.problems)
+
+    def _row(self, widget: Widget) -> FieldRow | None:
+        for node in widget.ancestors_with_self:
+            if isinstance(node, FieldRow):
+                return node
+        return None
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event: Input.Changed | Select.Changed | Switch.Changed) -> None:
+        event.stop()
+        row = self._row(event.control)
+        if row is None:
+            return
+        self.edit(row.spec.key, event.value, from_text=isinstance(event, Input.Changed))
+
+    def edit(self, key: str, raw: Any, from_text: bool = False) -> None:
+        """Apply one field's new value (text as typed, or a value); show its problem or accept it."""
+        row = self.query_one(f"#{field_id(key)}", FieldRow)
+        try:
+            value = parse_text(row.spec, raw) if from_text else raw
+        except ValueError as exc:
+            value = None
+            problem = str(exc)
+        else:
+            candidate, problems = set_value(self.project, key, value)
+            mine = [p for p in blocking(problems) if p.field == key]
+            problem = mine[0].message if mine else None
+        if problem is None:
+            self.project, self.problems = candidate, problems
+            self.texts.pop(key, None)
+        else:
+            self.texts[key] = str(raw)
+        row.show_problem(problem)
+        row.set_class(get_value(self.project, key) != get_value(self.saved, key), "-changed")
+        self._refresh_others()
+        self.post_message(self.Edited(self.project, self.problems, self.dirty))
+
+    def _refresh_others(self) -> None:
+        """Cross-field problems (e.g. alpha against r) show on the field they name."""
+        by_field = {p.field: p.message for p in blocking(self.problems)}
+        for row in self.query(FieldRow):
+            if row.spec.key not in self.texts:
+                row.show_problem(by_field.get(row.spec.key))
+
+    def load(self, project: Project, *, saved: bool = False) -> None:
+        """Show `project` (a preset applied, the file reloaded); `saved` marks it as the file's content."""
+        self.project = project
+        if saved:
+            self.saved = project
+        self.texts.clear()
+        _same, self.problems = project_from_dict(project.to_dict(), project.name)
+        for row in self.query(FieldRow):
+            row.set_editor_value(get_value(project, row.spec.key))
+            row.set_class(get_value(project, row.spec.key) != get_value(self.saved, row.spec.key), "-changed")
+        self._refresh_others()
+        self.post_message(self.Edited(self.project, self.problems, self.dirty))
+
+    def mark_saved(self) -> None:
+        self.saved = self.project
+        for row in self.query(FieldRow):
+            row.remove_class("-changed")
+        self.post_message(self.Edited(self.project, self.problems, self.dirty))

@@ -1,0 +1,197 @@
+"""Pilot tests of a project's Data and Settings modes."""
+
+from __future__ import annotations
+
+import tomllib
+
+from textual.widgets import DataTable, Input, Select, Switch, TabbedContent
+
+from smolora_engine import paths
+from smolora_engine.demo import demo_train_file
+from smolora_engine.projects import create_project, load_project
+from smolora_tui.app import SmoloraApp
+from smolora_tui.dialogs import ConfirmDialog
+from smolora_tui.screens.picker import ProjectPicker
+from smolora_tui.screens.project import ProjectScreen
+from smolora_tui.state import load_state
+from smolora_tui.widgets.data_pane import DataPane
+from smolora_tui.widgets.settings_form import FieldRow, SettingsForm, field_id
+
+SIZE = (110, 36)
+
+
+def row(app, key) -> FieldRow:
+    return app.screen.query_one(f"#{field_id(key)}", FieldRow)
+
+
+async def type_into(pilot, app, key, text):
+    editor = row(app, key).query_one(Input)
+    editor.focus()
+    editor.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+async def test_invalid_value_shows_the_engines_message_and_blocks_save():
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectScreen) and app.screen.mode == "settings"
+        await type_into(pilot, app, "lora.r", "-3")
+        lora_r = row(app, "lora.r")
+        assert lora_r.has_class("-invalid")
+        assert "lora.r must be a positive integer, got -3" in str(lora_r.query_one(".doc").render())
+        status = str(app.screen.query_one("#settings-status").render())
+        assert "need fixing" in status
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert load_project("p").lora.r == 16  # nothing saved
+        await type_into(pilot, app, "lora.r", "abc")
+        assert "lora.r must be an integer" in str(row(app, "lora.r").query_one(".doc").render())
+        await type_into(pilot, app, "lora.r", "32")
+        assert not row(app, "lora.r").has_class("-invalid") and row(app, "lora.r").has_class("-changed")
+        assert "unsaved" in str(app.screen.query_one("#settings-status").render())
+
+
+async def test_save_writes_the_toml_and_reload_reads_it(tmp_path):
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, app, "training.learning_rate", "1e-4")
+        await type_into(pilot, app, "lora.target_modules", "q_proj, v_proj")
+        switch = row(app, "training.gradient_checkpointing").query_one(Switch)
+        switch.value = False
+        select = row(app, "training.scheduler").query_one(Select)
+        select.value = "linear"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "saved" == str(app.screen.query_one("#settings-status").render())
+    with open(paths.project_file("p"), "rb") as handle:
+        saved = tomllib.load(handle)
+    assert saved["training"]["learning_rate"] == 1e-4
+    assert saved["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    assert saved["training"]["gradient_checkpointing"] is False and saved["training"]["scheduler"] == "linear"
+
+    # edited outside the app, then F5
+    text = paths.project_file("p").read_text().replace("r = 16", "r = 64")
+    paths.project_file("p").write_text(text)
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert row(app, "lora.r").query_one(Input).value == "64"
+        paths.project_file("p").write_text(text.replace("r = 64", "r = 8"))
+        await pilot.press("f5")
+        await pilot.pause()
+        assert row(app, "lora.r").query_one(Input).value == "8"
+
+
+async def test_leaving_with_unsaved_changes_asks_first():
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, app, "lora.r", "8")
+        app.screen.focus_next()  # away from the input, so escape reaches the screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("escape")  # cancel: stay, changes kept
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectScreen) and app.screen.form.dirty
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectPicker)
+    assert load_project("p").lora.r == 16
+
+
+async def test_preset_from_the_palette_and_number_keys_switch_modes():
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.query_one(TabbedContent).focus()
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.screen.mode == "data"
+        await pilot.press("2")
+        assert app.screen.mode == "settings"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Preset: quick-test" in titles and "Save settings" not in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Preset: quick", "enter")
+        await pilot.pause()
+        assert row(app, "training.max_steps").query_one(Input).value == "20"
+        assert app.screen.form.dirty
+        assert "Save settings" in [c.title for c in app.get_system_commands(app.screen)]
+    # the mode the project was left in is remembered
+    assert load_state()["modes"]["p"] == "settings"
+
+
+async def test_theme_switch_is_remembered():
+    app = SmoloraApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.theme = "textual-light"
+        await pilot.pause()
+    assert load_state()["theme"] == "textual-light"
+    app = SmoloraApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "textual-light"
+
+
+async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
+    data = tmp_path / "chat.jsonl"
+    good = demo_train_file().read_text().splitlines()[:30]
+    data.write_text("\n".join(good[:5] + ['{"messages": "not a list"}', "{broken json"] + good[5:]) + "\n")
+    (tmp_path / "notes.bin").write_bytes(b"\x00")
+    create_project("p", data=str(data))
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.action_mode("data")
+        await pilot.pause()
+        pane = app.screen.query_one(DataPane)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        preview = pane.query_one("#preview", DataTable)
+        assert preview.row_count == 30  # the two bad lines are not rows
+        assert "shape: chat" in str(pane.query_one("#preview-info").render())
+        tree_files = [str(node.data.path.name) for node in pane.query_one("DataTree").root.children]
+        assert "chat.jsonl" in tree_files and "notes.bin" not in tree_files
+
+        pane.action_check()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        summary = str(pane.query_one("#doctor-summary").render())
+        assert "usable of 32 rows" in summary and "2 problems" in summary
+        problems = pane.query_one("#problems-table", DataTable)
+        assert problems.row_count == 2
+        problems.focus()
+        problems.move_cursor(row=1)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        raw = str(pane.query_one("#raw-row").render())
+        assert "chat.jsonl:7" in raw and "{broken json" in raw
+
+
+async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():
+    create_project("p")
+    good = paths.project_file("p").read_text()
+    paths.project_file("p").write_text("this is = = not toml")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectScreen)
+        assert "cannot be read" in str(app.screen.query_one("#summary").render())
+        assert not app.screen.query(SettingsForm)
+        paths.project_file("p").write_text(good)
+        await pilot.press("f5")
+        await pilot.pause()
+        assert app.screen.query(SettingsForm)
