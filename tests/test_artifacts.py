@@ -128,14 +128,12 @@ def test_export_refuses_other_tokenizers_clearly(tiny_model_dir, tmp_path):
         write_gguf(tiny_model_dir, tmp_path / "x.gguf")
 
 
-def test_ollama_template_for_a_template_with_a_default_system_prompt():
+def test_ollama_template_for_a_template_with_a_default_system_prompt(embedded_model):
     """SmolLM2's template adds a system prompt when none is given: the Go template keeps that."""
     from transformers import AutoTokenizer
 
     from smolora_engine.export import ollama_template
-    from smolora_engine.models import DEFAULT_MODEL, ensure_model
-
-    tokenizer = AutoTokenizer.from_pretrained(ensure_model(DEFAULT_MODEL))
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model["path"])
     result = ollama_template(tokenizer)
     assert result.template is not None, result.note
     assert "{{ else }}<|im_start|>system\nYou are a helpful AI assistant" in result.template

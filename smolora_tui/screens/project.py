@@ -16,6 +16,7 @@ from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking
 from smolora_engine.projects import ProjectEntry, read_project, save_project
 
 from ..dialogs import ConfirmDialog
+from .picker import short_path
 from ..widgets.data_pane import DataPane
 from ..widgets.settings_form import SettingsForm
 
@@ -24,11 +25,15 @@ MODES = ("data", "settings")
 
 class ProjectScreen(Screen):
     DEFAULT_CSS = """
+    ProjectScreen { overflow: hidden; }
+    ProjectScreen #modes { height: 1fr; }
+    ProjectScreen #modes > ContentSwitcher { height: 1fr; }
+    ProjectScreen TabPane { height: 1fr; padding: 0; }
     ProjectScreen #summary { height: auto; padding: 0 1; background: $panel; }
     ProjectScreen #problems { height: auto; padding: 0 1; color: $error; }
     ProjectScreen #settings-bar { height: auto; padding: 0 1; }
-    ProjectScreen #settings-bar Static { width: 1fr; padding: 1 0 0 0; }
-    ProjectScreen #settings-bar Select { width: 30; }
+    ProjectScreen #settings-bar Static { width: 1fr; }
+    ProjectScreen #settings-bar Select { width: 48; }
     ProjectScreen #settings-status.-unsaved { color: $warning; }
     ProjectScreen #settings-status.-invalid { color: $error; }
     """
@@ -71,13 +76,13 @@ class ProjectScreen(Screen):
                 with Horizontal(id="settings-bar"):
                     yield Static("saved", id="settings-status")
                     yield Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
-                                 prompt="Apply a preset…", id="preset")
+                                 prompt="Apply a preset…", id="preset", compact=True)
                 yield SettingsForm(project, id="form")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = self.project_name
-        self._summary()
+        self.call_after_refresh(self._summary)
 
     def _summary(self) -> None:
         entry = self.entry
@@ -90,7 +95,8 @@ class ProjectScreen(Screen):
             return
         p = self.form.project if self.is_mounted and self.query("#form") else entry.project
         self.sub_title = p.model.base
-        summary.update(f"[b]{p.name}[/b]  model [b]{p.model.base}[/b]  ·  data {p.data.path or '(none yet)'}  ·  "
+        summary.update(f"[b]{p.name}[/b]  model [b]{p.model.base}[/b]  ·  data "
+                       f"{short_path(p.data.path) if p.data.path else '(none yet)'}  ·  "
                        f"LoRA r={p.lora.r}  ·  lr {p.training.learning_rate:g}  ·  "
                        f"effective batch {p.effective_batch}")
         problems.update("\n".join(pr.message for pr in entry.problems))

@@ -49,7 +49,7 @@ class DataPane(Widget):
     """Left: a file tree; right: the preview of the selected file, and the doctor's report."""
 
     DEFAULT_CSS = """
-    DataPane { layout: horizontal; }
+    DataPane { layout: horizontal; height: 1fr; }
     DataPane DataTree { width: 32; border-right: solid $primary-background; }
     DataPane #data-right { width: 1fr; }
     DataPane #preview-info { height: auto; padding: 0 1; background: $panel; }

@@ -48,12 +48,12 @@ class FieldRow(Vertical):
     DEFAULT_CSS = """
     FieldRow { height: auto; margin-bottom: 1; }
     FieldRow > Horizontal { height: auto; }
-    FieldRow .name { width: 26; padding: 1 1 0 0; text-style: bold; }
+    FieldRow .name { width: 26; padding: 0 1 0 0; text-style: bold; }
     FieldRow Input, FieldRow Select { width: 1fr; }
     FieldRow Switch { width: auto; }
     FieldRow .doc { color: $text-muted; padding-left: 26; }
     FieldRow.-invalid .doc { color: $error; }
-    FieldRow.-invalid Input { border: tall $error; }
+    FieldRow.-invalid Input { background: $error 20%; }
     FieldRow.-changed .name { color: $warning; }
     """
 
@@ -69,9 +69,9 @@ class FieldRow(Vertical):
                 yield Switch(value=bool(self.value), tooltip=spec.full_doc)
             elif spec.choices:
                 yield Select([(c, c) for c in spec.choices], value=self.value, allow_blank=False,
-                             tooltip=spec.full_doc)
+                             tooltip=spec.full_doc, compact=True)
             else:
-                yield Input(as_text(spec, self.value), tooltip=spec.full_doc, select_on_focus=False)
+                yield Input(as_text(spec, self.value), tooltip=spec.full_doc, select_on_focus=False, compact=True)
         yield Static(spec.full_doc, classes="doc", markup=False)
 
     def show_problem(self, problem: str | None) -> None:
