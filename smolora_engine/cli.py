@@ -231,7 +231,7 @@ def _event_printer(as_json: bool):
     return emit
 
 
-def _artifact_command(args: argparse.Namespace, stage: str, work: Callable[[Callable], dict]) -> int:
+def _artifact_command(args: argparse.Namespace, work: Callable[[Callable], dict]) -> int:
     from . import events as ev
     from .export import ExportError
     from .runs import NoAdapter
@@ -263,7 +263,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             print(f"check: max |logit difference| vs base + adapter = {report['max_abs_logit_diff']:.2e} "
                   f"({report['dtype']}, {report['prompts']} prompts): {verdict}")
         return report
-    return _artifact_command(args, "merge", work)
+    return _artifact_command(args, work)
 
 
 @command("export")
@@ -284,7 +284,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                   f"same tokenization: {'yes' if check['same_tokenization'] else 'NO'}")
             print(f"use it: cd {Path(report['path']).parent} && ollama create {args.project} -f Modelfile")
         return report
-    return _artifact_command(args, "export", work)
+    return _artifact_command(args, work)
 
 
 @command("serve")

@@ -208,11 +208,13 @@ def _vocabulary(folder: Path, tokenizer, vocab_size: int):
     return tokens, types, merges
 
 
-def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None = None) -> dict:
+def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None = None, tokenizer=None) -> dict:
     """Write `merged` (a Hugging Face llama-family folder) as one GGUF file at `out`."""
     import gguf
     import numpy as np
     from transformers import AutoConfig, AutoTokenizer
+
+    from .merge import read_merge_report
 
     if quant not in QUANTS:
         raise ExportError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
@@ -227,7 +229,7 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None =
     if rope_type not in ("default", None):
         raise ExportError(f"rope scaling {rope_type!r} is not supported by this exporter yet")
     rope_theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
-    tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(merged, local_files_only=True)
     tokens, types, merges = _vocabulary(merged, tokenizer, config.vocab_size)
     heads, kv_heads, layers = config.num_attention_heads, config.num_key_value_heads, config.num_hidden_layers
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
@@ -250,8 +252,7 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None =
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_tokenizer_model("gpt2")
-    source = json.loads((merged / "smolora-merge.json").read_text()).get("base", "") \
-        if (merged / "smolora-merge.json").is_file() else ""
+    source = (read_merge_report(merged) or {}).get("base", "")
     writer.add_tokenizer_pre(_pre_tokenizer(f"{source} {name}", arch))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
@@ -302,12 +303,11 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None =
 
 # ------------------------------------------------------------------ checking it
 
-def verify_gguf(merged: Path, gguf_path: Path) -> dict:
+def verify_gguf(merged: Path, gguf_path: Path, tokenizer) -> dict:
     """Load the GGUF back with transformers and compare next-token predictions with the merged model."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
     prompts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                if tokenizer.chat_template else m[0]["content"] for m in CHECK_MESSAGES]
     encoded = [tokenizer(p, return_tensors="pt", add_special_tokens=False) for p in prompts]
@@ -336,19 +336,18 @@ def verify_gguf(merged: Path, gguf_path: Path) -> dict:
 
 def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit | None = None) -> dict:
     """GGUF + Modelfile for a merged folder, verified; returns the report (also written beside them)."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = out_dir / f"model-{quant}.gguf"
-    report = write_gguf(merged, gguf_path, quant, emit)
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
+    report = write_gguf(merged, gguf_path, quant, emit, tokenizer)
     template = ollama_template(tokenizer)
-    context = AutoConfig.from_pretrained(merged, local_files_only=True).max_position_embeddings
-    (out_dir / "Modelfile").write_text(modelfile_text(gguf_path.name, template, context))
+    (out_dir / "Modelfile").write_text(modelfile_text(gguf_path.name, template, report["context_length"]))
     report["modelfile"] = str(out_dir / "Modelfile")
     report["ollama_template"] = template.note
     _progress(emit, "checking the GGUF against the merged model", 0.7)
-    report["check"] = verify_gguf(merged, gguf_path)
+    report["check"] = verify_gguf(merged, gguf_path, tokenizer)
     check = report["check"]
     limits = {"f16": (0.99, 0.25), "q8_0": (0.9, 2.0)}[quant]  # agreement at least, log-prob difference at most
     report["ok"] = check["agreement"] >= limits[0] and check["max_abs_logprob_diff"] <= limits[1] \

@@ -148,7 +148,6 @@ class Engine:
         model, self.tokenizer = load_model(base, device=self.device, dtype=self.choice.dtype,
                                            trust_remote_code=trust, progress=say)
         model.eval()
-        self.base_name = base
         self.model = model
         if self.adapter_path is not None:
             from peft import PeftModel

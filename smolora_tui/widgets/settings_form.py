@@ -148,15 +148,10 @@ class SettingsForm(Widget):
     def edit(self, key: str, raw: Any, from_text: bool = False) -> None:
         """Apply one field's new value (text as typed, or a value); show its problem or accept it."""
         row = self.query_one(f"#{field_id(key)}", FieldRow)
-        try:
-            value = parse_text(row.spec, raw) if from_text else raw
-        except ValueError as exc:
-            value = None
-            problem = str(exc)
-        else:
-            candidate, problems = set_value(self.project, key, value)
-            mine = [p for p in blocking(problems) if p.field == key]
-            problem = mine[0].message if mine else None
+        value = parse_text(row.spec, raw) if from_text else raw
+        candidate, problems = set_value(self.project, key, value)
+        mine = [p for p in blocking(problems) if p.field == key]
+        problem = mine[0].message if mine else None
         if problem is None:
             self.project, self.problems = candidate, problems
             self.texts.pop(key, None)
