@@ -128,16 +128,21 @@ class RunInfo:
                 "folder": str(self.folder), "last_heartbeat": self.last_heartbeat}
 
 
-def summarize(project: str, run_id: str, events: list[Event] | None = None) -> RunInfo:
-    folder = run_dir(project, run_id)
-    events = read_events(folder / "events.jsonl") if events is None else events
-    info = RunInfo(project, run_id, folder, events=events)
-    final = None
-    pid_start = None
-    for event in events:
+class RunTracker:
+    """A run's status built up one event at a time (the TUI follows a growing events.jsonl with it)."""
+
+    def __init__(self, project: str, run_id: str):
+        self.info = RunInfo(project, run_id, run_dir(project, run_id))
+        self._final: Event | None = None
+        self._pid_start: float | None = None
+        self.count = 0
+
+    def feed(self, event: Event) -> None:
+        info = self.info
+        self.count += 1
         if isinstance(event, Started):
-            info.pid, pid_start, info.started = event.pid, event.pid_start, event.time
-            final = None  # a resume starts a new segment of the same run
+            info.pid, self._pid_start, info.started = event.pid, event.pid_start, event.time
+            self._final = None  # a resume starts a new segment of the same run
         elif isinstance(event, Step):
             info.step, info.max_steps, info.loss = event.step, event.max_steps, event.loss
         elif isinstance(event, Eval):
@@ -145,23 +150,40 @@ def summarize(project: str, run_id: str, events: list[Event] | None = None) -> R
         elif isinstance(event, Heartbeat):
             info.last_heartbeat = event.time
         elif isinstance(event, (Finished, Stopped, ErrorEvent)):
-            final = event
-    alive = process_alive(info.pid, pid_start)
-    if isinstance(final, Finished):
-        info.status, info.adapter = "finished", final.path
-    elif isinstance(final, Stopped):
-        info.status = "stopped"
-    elif isinstance(final, ErrorEvent):
-        info.status, info.error = "failed", final.message
-    elif alive:
-        info.status = "running"
-    elif not events:
-        info.status = "starting" if (folder / "run.toml").exists() and _young(folder) else "crashed"
-    else:
-        info.status = "crashed"
-    checkpoint, _skipped = latest_complete_checkpoint(folder)
-    if checkpoint is not None:
-        info.resumable_step = int(checkpoint.name.split("-")[1])
+            self._final = event
+
+    @property
+    def final(self) -> Event | None:
+        return self._final
+
+    def resolve(self) -> RunInfo:
+        """The status now: final event, else whether the worker process is alive; and the resume point."""
+        info, final, folder = self.info, self._final, self.info.folder
+        info.adapter, info.error = None, ""
+        if isinstance(final, Finished):
+            info.status, info.adapter = "finished", final.path
+        elif isinstance(final, Stopped):
+            info.status = "stopped"
+        elif isinstance(final, ErrorEvent):
+            info.status, info.error = "failed", final.message
+        elif process_alive(info.pid, self._pid_start):
+            info.status = "running"
+        elif not self.count:
+            info.status = "starting" if (folder / "run.toml").exists() and _young(folder) else "crashed"
+        else:
+            info.status = "crashed"
+        checkpoint, _skipped = latest_complete_checkpoint(folder)
+        info.resumable_step = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
+        return info
+
+
+def summarize(project: str, run_id: str, events: list[Event] | None = None) -> RunInfo:
+    events = read_events(run_dir(project, run_id) / "events.jsonl") if events is None else events
+    tracker = RunTracker(project, run_id)
+    for event in events:
+        tracker.feed(event)
+    info = tracker.resolve()
+    info.events = events
     return info
 
 

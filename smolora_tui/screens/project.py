@@ -1,4 +1,4 @@
-"""One project: a mode per area (Data, Settings), switched with the number keys or the tab bar."""
+"""One project: a mode per area (Data, Settings, Train, Merge, Chat), switched with the number keys or the tab bar."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPa
 
 from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking, set_value
 from smolora_engine.projects import ProjectEntry, read_project, save_project
+from smolora_engine.runs import running_holder
 
 from ..dialogs import ConfirmDialog
 from .picker import short_path
 from ..widgets.data_pane import DataPane
 from ..widgets.settings_form import SettingsForm
+from ..widgets.train_pane import TrainPane
 
-MODES = ("data", "settings")
+MODES = ("data", "settings", "train")
 
 
 class ProjectScreen(Screen):
@@ -41,6 +43,7 @@ class ProjectScreen(Screen):
         Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
         Binding("1", "mode('data')", "Data", id="project.data", tooltip="Browse and check the data"),
         Binding("2", "mode('settings')", "Settings", id="project.settings", tooltip="Model, LoRA and training"),
+        Binding("3", "mode('train')", "Train", id="project.train", tooltip="Start, follow and stop training runs"),
         Binding("ctrl+s", "save", "Save", id="project.save", tooltip="Write the settings to the project file"),
         Binding("f5", "reload", "Reload", id="project.reload", tooltip="Read the project file again"),
     ]
@@ -54,6 +57,8 @@ class ProjectScreen(Screen):
         super().__init__()
         self.project_name = name
         self.start_mode = mode if mode in MODES else "settings"
+        if running_holder(name):  # a run is going: land on its dashboard
+            self.start_mode = "train"
         self.entry: ProjectEntry = read_project(name)
 
     # ------------------------------------------------------------------ layout
@@ -78,11 +83,15 @@ class ProjectScreen(Screen):
                     yield Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
                                  prompt="Apply a preset…", id="preset", compact=True)
                 yield SettingsForm(project, id="form")
+            with TabPane("3 Train", id="train"):
+                yield TrainPane(self.project_name, id="train-pane")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = self.project_name
         self.call_after_refresh(self._summary)
+        if self.entry.project is not None:
+            self.call_after_refresh(self._focus_mode, self.start_mode)
 
     def _summary(self) -> None:
         entry = self.entry
@@ -117,6 +126,13 @@ class ProjectScreen(Screen):
     @on(TabbedContent.TabActivated, "#modes")
     def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
         self.post_message(self.ModeChanged(self.project_name, event.pane.id or ""))
+        self.call_after_refresh(self._focus_mode, event.pane.id or "")
+
+    def _focus_mode(self, mode: str) -> None:
+        """Focus the mode's main widget, so that its keys work (and show in the footer) at once."""
+        target = {"data": "DataTree", "train": "#runs-table"}.get(mode)
+        if target and (found := self.query(target)):
+            found.first().focus()
 
     def run_doctor(self) -> None:
         self.action_mode("data")
@@ -184,6 +200,29 @@ class ProjectScreen(Screen):
 
         self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Leave without saving?",
                                            "Discard changes", danger=True), answered)
+
+    # ------------------------------------------------------------------ training
+
+    @on(TrainPane.StartRequested)
+    def _start_requested(self) -> None:
+        self.start_training()
+
+    def start_training(self) -> None:
+        """Start a run with the settings as shown: unsaved changes are saved first (after asking)."""
+        pane = self.query_one(TrainPane)
+        if not self.form.valid:
+            self.notify("fix the settings marked in red before training", severity="error")
+            return
+        if not self.form.dirty:
+            pane.start()
+            return
+
+        def answered(save: bool | None) -> None:
+            if save and self.action_save():
+                pane.start()
+
+        self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Save them and start training?",
+                                           "Save and start"), answered)
 
     @on(DataPane.UseFile)
     def _use_file(self, event: DataPane.UseFile) -> None:

@@ -1,0 +1,386 @@
+"""The training dashboard: runs, a live loss chart, figures, checkpoints and the worker's log.
+
+Training itself runs in a detached `smolora train` worker; this pane only reads
+the run folders (see run_follow.py) from a thread and redraws from a dirty flag
+four times a second, so a flood of events never slows the keys down.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, ProgressBar, RichLog, Static
+from textual.worker import get_current_worker
+from textual_plotext import PlotextPlot
+
+from smolora_engine.runs import RunInfo
+
+from ..engine_cli import run_engine
+from ..run_follow import ProjectRuns, RunHistory
+
+REDRAW_S = 0.25
+POLL_S = 0.2
+MAX_POINTS = 400
+STATUS_STYLE = {"running": "bold green", "starting": "green", "finished": "bold", "stopped": "yellow",
+                "crashed": "bold red", "failed": "bold red"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's exponential moving average, debiased at the start."""
+    out, last, norm = [], 0.0, 0.0
+    for value in values:
+        last = last * weight + (1 - weight) * value
+        norm = norm * weight + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
+    """At most `limit` points, each the mean of its bucket (a chart is only so many cells wide)."""
+    if len(xs) <= limit:
+        return xs, ys
+    size = len(xs) / limit
+    out_x, out_y = [], []
+    for i in range(limit):
+        lo, hi = int(i * size), max(int((i + 1) * size), int(i * size) + 1)
+        out_x.append(xs[hi - 1])
+        out_y.append(sum(ys[lo:hi]) / (hi - lo))
+    return out_x, out_y
+
+
+def finite(xs: list, ys: list) -> tuple[list, list]:
+    pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def status_text(info: RunInfo) -> Text:
+    text = Text(info.status, style=STATUS_STYLE.get(info.status, ""))
+    if info.resumable:
+        text.append(f" ↻{info.resumable_step}", style="cyan")
+    return text
+
+
+class TrainPane(Widget, can_focus=False):
+    """Left: the runs and the start/stop/resume buttons; right: the selected run, live."""
+
+    DEFAULT_CSS = """
+    TrainPane { layout: horizontal; height: 1fr; }
+    TrainPane #runs-side { width: 40; border-right: solid $primary-background; }
+    TrainPane #runs-table { height: 1fr; }
+    TrainPane #train-buttons { height: auto; }
+    TrainPane #train-buttons Button { min-width: 10; width: 1fr; margin: 0; }
+    TrainPane #checkpoints { height: auto; max-height: 8; padding: 0 1; color: $text-muted; }
+    TrainPane #train-main { width: 1fr; }
+    TrainPane #train-stats { height: auto; padding: 0 1; background: $panel; }
+    TrainPane #train-progress { height: 1; padding: 0 1; }
+    TrainPane #train-progress Bar { width: 1fr; }
+    TrainPane #loss-plot { height: 1fr; min-height: 8; }
+    TrainPane #train-log { height: 8; border-top: solid $primary-background; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
+        Binding("x", "stop", "Stop", id="train.stop", tooltip="Stop the run (a checkpoint is saved first)"),
+        Binding("r", "resume", "Resume", id="train.resume", tooltip="Continue the run from its last checkpoint"),
+        Binding("o", "overlay", "Compare", id="train.overlay", tooltip="Overlay the highlighted run's loss curve"),
+        Binding("l", "log_scale", "Log scale", id="train.log", tooltip="Toggle a log scale for the loss"),
+        Binding("m", "smooth", "Smooth", id="train.smooth", tooltip="Toggle smoothing of the loss curve"),
+    ]
+
+    class StartRequested(Message):
+        """The user asked for a new run: the screen saves the settings first, then calls `start()`."""
+
+    def __init__(self, project_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.runs = ProjectRuns(project_name)
+        self.shown: str | None = None  # the run drawn
+        self.overlay: str | None = None  # a second run whose loss is drawn beside it
+        self.log_scale = False
+        self.smoothing = True
+        self.busy = ""  # "starting" / "stopping" / "resuming" while a CLI call is out
+        self._rows: list[tuple] = []
+        self._log_run: str | None = None
+        self._log_shown = 0
+        self._follow_new = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="runs-side"):
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="train-buttons"):
+                yield Button("Start", id="start", variant="success", compact=True, tooltip="Start a new run (s)")
+                yield Button("Stop", id="stop", variant="error", compact=True, tooltip="Stop with a checkpoint (x)")
+                yield Button("Resume", id="resume", variant="primary", compact=True,
+                             tooltip="Continue from the last checkpoint (r)")
+            yield Static(id="checkpoints")
+        with Vertical(id="train-main"):
+            yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
+            yield ProgressBar(id="train-progress", show_eta=False, show_percentage=True)
+            yield PlotextPlot(id="loss-plot")
+            yield RichLog(id="train-log", max_lines=500, wrap=True, markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns("run", "status", "step", "loss")
+        self._follow()
+        self.set_interval(REDRAW_S, self.redraw)
+        self.redraw()
+
+    @work(thread=True, exclusive=True, group="follow", name="follow-runs")
+    def _follow(self) -> None:
+        worker = get_current_worker()
+        self.runs.poll(force_status=True)
+        while not worker.is_cancelled:
+            self.runs.poll()
+            time.sleep(POLL_S)
+
+    # ------------------------------------------------------------------ drawing
+
+    def redraw(self) -> None:
+        if not self.runs.dirty:
+            return
+        self.runs.dirty = False
+        infos = self.runs.infos()
+        self._choose_shown(infos)
+        self._draw_table(infos)
+        history = self.runs.history(self.shown) if self.shown else None
+        self._draw_figures(history)
+        self._draw_plot(history)
+        self._draw_log(history)
+        self._draw_buttons(infos, history)
+
+    def _choose_shown(self, infos: list[RunInfo]) -> None:
+        ids = [i.run_id for i in infos]
+        if self._follow_new and ids and ids[-1] != self.shown:
+            self.shown, self._follow_new = ids[-1], False
+        if self.shown not in ids:
+            running = [i.run_id for i in infos if i.status in ("running", "starting")]
+            self.shown = running[-1] if running else (ids[-1] if ids else None)
+
+    def _draw_table(self, infos: list[RunInfo]) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        rows = [(i.run_id, status_text(i), f"{i.step}/{i.max_steps or '?'}",
+                 f"{i.loss:.3f}" if i.loss is not None else "") for i in infos]
+        if [r[0] for r in rows] == [r[0] for r in self._rows]:
+            for row, old in zip(rows, self._rows):
+                if row[1:] != old[1:]:
+                    for column, value in zip(table.ordered_columns[1:], row[1:]):
+                        table.update_cell(row[0], column.key, value)
+        else:
+            table.clear()
+            for row in rows:
+                table.add_row(*row, key=row[0])
+            if self.shown in [r[0] for r in rows]:
+                table.move_cursor(row=table.get_row_index(self.shown), animate=False)
+        self._rows = rows
+
+    def _draw_figures(self, history: RunHistory | None) -> None:
+        stats = self.query_one("#train-stats", Static)
+        bar = self.query_one("#train-progress", ProgressBar)
+        checkpoints = self.query_one("#checkpoints", Static)
+        if history is None or history.info is None:
+            stats.update("No runs yet: press [b]s[/b] to start training with the saved settings.")
+            bar.update(total=None, progress=0)
+            checkpoints.update("")
+            return
+        info, step = history.info, history.last_step
+        head = Text.assemble(Text(f"run {info.run_id}  "), status_text(info))
+        if self.busy:
+            head.append(f"  ({self.busy}…)", style="italic")
+        if info.error:
+            head.append(f"  {info.error}", style="red")
+        lines = [head]
+        if step is not None:
+            figures = [f"step {step.step}/{step.max_steps}"]
+            if step.epoch is not None:
+                figures.append(f"epoch {step.epoch:.2f}")
+            if step.loss is not None:
+                figures.append(f"loss {step.loss:.4f}")
+            if history.eval_losses and history.eval_losses[-1] is not None:
+                figures.append(f"eval {history.eval_losses[-1]:.4f}")
+            if history.best_eval:
+                figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
+            lines.append(Text("  ·  ".join(figures)))
+            more = []
+            if step.lr is not None:
+                more.append(f"lr {step.lr:.2e}")
+            if step.grad_norm is not None:
+                more.append(f"grad norm {step.grad_norm:.3f}")
+            if step.tokens_per_s:
+                more.append(f"{step.tokens_per_s:,.0f} tok/s")
+            if info.status == "running":
+                more.append(f"ETA {duration(step.eta_s)}")
+            more.append(f"elapsed {duration(step.elapsed_s)}")
+            if step.memory_mb:
+                more.append(f"memory {step.memory_mb / 1024:.2f} GB")
+            lines.append(Text("  ·  ".join(more), style="dim" if info.status != "running" else ""))
+            bar.update(total=max(step.max_steps, 1), progress=step.step)
+        else:
+            lines.append(Text(history.loading or ("waiting for the worker…" if info.status in ("running", "starting")
+                                                  else "no steps were logged"), style="italic"))
+            bar.update(total=None if info.status in ("running", "starting") else 1, progress=0)
+        stats.update(Text("\n").join(lines))
+        marks = []
+        best = history.best_eval[0] if history.best_eval else None
+        for cstep, complete in history.disk_checkpoints:
+            mark = "✓" if complete else "… incomplete"
+            marks.append(f"step {cstep} {mark}" + (" (best eval)" if cstep == best else ""))
+        if info.adapter:
+            marks.append("final adapter ✓")
+        checkpoints.update("checkpoints:\n  " + "\n  ".join(marks) if marks else "no checkpoints yet")
+
+    def _draw_plot(self, history: RunHistory | None) -> None:
+        plot = self.query_one("#loss-plot", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("loss" + (" (smoothed)" if self.smoothing else "") + (" · log scale" if self.log_scale else ""))
+        plt.xlabel("step")
+        drawn = False
+        series = [(history, "train", "cyan", "eval", "orange")]
+        if self.overlay and self.overlay != self.shown:
+            series.append((self.runs.history(self.overlay), f"{self.overlay[-9:]} train", "magenta",
+                           f"{self.overlay[-9:]} eval", "red"))
+        for hist, train_label, train_color, eval_label, eval_color in series:
+            if hist is None:
+                continue
+            xs, ys = finite(hist.steps, hist.losses)
+            if xs:
+                if self.smoothing and len(ys) > 2:
+                    ys = smooth(ys, 0.8)
+                xs, ys = thin(xs, ys)
+                plt.plot(xs, ys, label=train_label, color=train_color, marker="braille")
+                drawn = True
+            xs, ys = finite(hist.eval_steps, hist.eval_losses)
+            if xs:
+                plt.plot(xs, ys, label=eval_label, color=eval_color, marker="dot")
+                drawn = True
+        if drawn and self.log_scale:
+            plt.yscale("log")
+        plot.refresh()
+
+    def _draw_log(self, history: RunHistory | None) -> None:
+        log = self.query_one("#train-log", RichLog)
+        if history is None:
+            return
+        if history.run_id != self._log_run:
+            log.clear()
+            self._log_run, self._log_shown = history.run_id, history.log_total - len(history.log)
+        new = history.log_total - self._log_shown
+        lines = list(history.log)[-new:] if new > 0 else []
+        for line in lines:
+            style = {"warning": "yellow", "error": "bold red"}.get(line.level, "")
+            prefix = {"warning": "warning: ", "error": "error: "}.get(line.level, "")
+            log.write(Text(prefix + line.text, style=style))
+        self._log_shown = history.log_total
+
+    def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
+        running = any(i.status in ("running", "starting") for i in infos)
+        info = history.info if history else None
+        self.query_one("#start", Button).disabled = running or bool(self.busy)
+        self.query_one("#stop", Button).disabled = not (info and info.status == "running") or bool(self.busy)
+        self.query_one("#resume", Button).disabled = running or bool(self.busy) or not (info and info.resumable)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        names = {"start": "#start", "stop": "#stop", "resume": "#resume"}
+        if action in names and self.is_mounted:
+            return None if self.query_one(names[action], Button).disabled else True
+        return True
+
+    # ------------------------------------------------------------------ choosing runs
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        run_id = event.row_key.value if event.row_key else None
+        if run_id and run_id != self.shown:
+            self.shown = run_id
+            self.runs.dirty = True
+            self.redraw()
+
+    def action_overlay(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        if not table.row_count:
+            return
+        highlighted = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if self.overlay:
+            self.overlay = None
+            self.notify("comparison cleared")
+        elif len(self._rows) < 2:
+            self.notify("only one run: nothing to compare with yet")
+            return
+        else:
+            others = [r[0] for r in self._rows if r[0] != highlighted]
+            self.overlay = others[-1]
+            self.notify(f"comparing with run {self.overlay}: move the cursor to pick the other run, o clears")
+        self.runs.dirty = True
+        self.redraw()
+
+    def action_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        self.runs.dirty = True
+        self.redraw()
+
+    def action_smooth(self) -> None:
+        self.smoothing = not self.smoothing
+        self.runs.dirty = True
+        self.redraw()
+
+    # ------------------------------------------------------------------ start, stop, resume
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        self.post_message(self.StartRequested())
+
+    @on(Button.Pressed, "#stop")
+    def action_stop(self) -> None:
+        self._cli("stopping", "stop", "--project", self.project_name)
+
+    @on(Button.Pressed, "#resume")
+    def action_resume(self) -> None:
+        if self.shown:
+            self._cli("resuming", "train", "--project", self.project_name, "--resume", self.shown, "--detach")
+
+    def start(self) -> None:
+        """Start a run with the saved settings (the screen calls this once they are saved)."""
+        self._cli("starting", "train", "--project", self.project_name, "--detach")
+
+    @work(exclusive=True, group="train-cli")
+    async def _cli(self, doing: str, *args: str) -> None:
+        self.busy = doing
+        self.runs.dirty = True
+        self.redraw()
+        try:
+            result = await run_engine(*args)
+        finally:
+            self.busy = ""
+        if result.returncode:
+            self.notify(result.message.removeprefix("smolora: "), title=f"{doing} failed", severity="error",
+                        timeout=10)
+        elif doing in ("starting", "resuming"):
+            run_id = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else None
+            if run_id:
+                self.shown = run_id
+            self._follow_new = run_id is None
+            self.notify(f"training in the background (run {run_id}); it keeps going if you quit")
+        else:
+            self.notify(result.stdout.strip() or "stopped")
+        self.runs.request_status()
+        self.runs.dirty = True
+        self.redraw()

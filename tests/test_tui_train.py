@@ -1,0 +1,113 @@
+"""Pilot tests of the training dashboard with the real detached worker on a tiny model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from textual.widgets import Button
+
+from smolora_engine.runs import list_runs
+from smolora_tui.app import SmoloraApp
+from smolora_tui.screens.project import ProjectScreen
+from smolora_tui.widgets.train_pane import TrainPane, smooth, thin
+from tests.test_training import make_project
+
+SIZE = (120, 36)
+
+
+async def until(pilot, predicate, timeout=90.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        await pilot.pause(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pane(app) -> TrainPane:
+    return app.screen.query_one(TrainPane)
+
+
+def shown(app):
+    p = pane(app)
+    return p.runs.history(p.shown) if p.shown else None
+
+
+def status(app) -> str:
+    h = shown(app)
+    return h.info.status if h and h.info else ""
+
+
+def kill_workers(project: str) -> None:
+    for info in list_runs(project):
+        if info.status == "running":
+            os.kill(info.pid, signal.SIGKILL)
+
+
+async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
+    make_project("t", tiny_model_dir, max_steps=100000, save_steps=5, logging_steps=1)
+    try:
+        app = SmoloraApp(project="t")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            assert app.screen.mode == "train"
+            assert app.screen.query_one("#stop", Button).disabled  # nothing is running
+            await pilot.press("s")
+            await until(pilot, lambda: shown(app) and len(shown(app).steps) >= 3, what="step events")
+            assert status(app) == "running"
+            stats = str(app.screen.query_one("#train-stats").render())
+            assert "step " in stats and "tok/s" in stats and "ETA" in stats
+            assert not app.screen.query_one("#stop", Button).disabled
+            assert app.screen.query_one("#start", Button).disabled  # one run at a time
+
+            await pilot.press("x")  # stop: a checkpoint is saved
+            await until(pilot, lambda: status(app) == "stopped", what="stopped")
+            history = shown(app)
+            stopped_at = history.steps[-1]
+            assert history.info.resumable_step == stopped_at
+            assert (stopped_at, True) in history.disk_checkpoints
+            await pilot.pause(0.5)
+            assert f"step {stopped_at} ✓" in str(app.screen.query_one("#checkpoints").render())
+            assert "checkpoint saved" in "\n".join(line.text for line in history.log)
+
+            await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
+            await pilot.press("r")
+            await until(pilot, lambda: status(app) == "running" and shown(app).steps[-1] > stopped_at + 2,
+                        what="resumed steps")
+            steps = shown(app).steps
+            assert steps[:stopped_at] == list(range(1, stopped_at + 1))  # the curve continues
+            assert steps == sorted(steps) and len(set(steps)) == len(steps)
+            run_id = pane(app).shown
+        # The app has quit: the worker goes on.
+        info = list_runs("t")[0]
+        assert info.status == "running"
+
+        app = SmoloraApp(project="t")
+        async with app.run_test(size=SIZE) as pilot:
+            assert isinstance(app.screen, ProjectScreen) and app.screen.mode == "train"  # lands on the dashboard
+            await until(pilot, lambda: shown(app) and shown(app).info, what="history replayed")
+            assert pane(app).shown == run_id
+            before = shown(app).steps
+            assert before[0] == 1 and before[-1] >= stopped_at + 2  # the whole history
+            await until(pilot, lambda: shown(app).steps[-1] > before[-1] + 2, what="live steps")
+
+            os.kill(shown(app).info.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            await until(pilot, lambda: status(app) == "crashed", timeout=10, what="crashed")
+            assert time.monotonic() - killed < 5
+            await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
+            assert "crashed" in str(app.screen.query_one("#train-stats").render())
+    finally:
+        kill_workers("t")
+
+
+def test_smoothing_and_thinning():
+    assert smooth([1.0, 1.0, 1.0], 0.8) == [1.0, 1.0, 1.0]  # debiased: a flat curve stays flat
+    values = smooth([4.0, 0.0], 0.5)
+    assert values[0] == 4.0 and 0 < values[1] < 4.0
+    xs, ys = thin(list(range(1000)), [float(i) for i in range(1000)], limit=100)
+    assert len(xs) == len(ys) == 100 and xs[-1] == 999
+    assert abs(ys[0] - 4.5) < 1e-9  # the mean of its bucket
