@@ -11,13 +11,14 @@ from textual.screen import Screen
 
 from smolora_engine import paths
 from smolora_engine.projects import create_project
-from smolora_engine.project import ProjectError
-
-from smolora_engine.project import PRESETS
+from smolora_engine.project import PRESETS, ProjectError
 
 from .dialogs import ConfirmDialog
 from .screens.picker import ProjectPicker
-from .screens.project import MODES, ProjectScreen
+from .screens.project import MODE_HELP, MODES, ProjectScreen
+from .widgets.chat_pane import ChatPane
+from .widgets.merge_pane import MergePane
+from .widgets.train_pane import TrainPane
 from .state import load_state, update_state
 
 
@@ -82,10 +83,25 @@ class SmoloraApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if isinstance(screen, ProjectScreen) and screen.entry.project is not None:
-            yield SystemCommand("Data", "Browse, preview and check the data (1)", lambda: screen.action_mode("data"))
-            yield SystemCommand("Settings", "Model, LoRA and training settings (2)",
-                                lambda: screen.action_mode("settings"))
+            for key, (mode, text) in enumerate(MODE_HELP.items(), start=1):
+                yield SystemCommand(mode.title(), f"{text} ({key})", lambda mode=mode: screen.action_mode(mode))
             yield SystemCommand("Check data", "Run the data doctor in the background", screen.run_doctor)
+            train = screen.query_one(TrainPane)
+            for action, title, text in (("start", "Start training", "A new run with the saved settings"),
+                                        ("stop", "Stop training", "Stop the run after saving a checkpoint"),
+                                        ("resume", "Resume training", "Continue the shown run from its checkpoint")):
+                if train.check_action(action, ()):
+                    yield SystemCommand(title, text, lambda action=action: (screen.action_mode("train"),
+                                                                             train.run_action(action)))
+            merge = screen.query_one(MergePane)
+            if merge.source is not None and not merge.busy:
+                yield SystemCommand("Merge adapter", "Merge the chosen adapter into a model folder",
+                                    lambda: (screen.action_mode("merge"), merge.action_merge()))
+                yield SystemCommand("Export GGUF", "GGUF and an Ollama Modelfile for the chosen adapter",
+                                    lambda: (screen.action_mode("merge"), merge.action_export()))
+            chat = screen.query_one(ChatPane)
+            yield SystemCommand("New conversation", "Clear the chat", lambda: (screen.action_mode("chat"),
+                                                                                chat.action_new()))
             if screen.query("#form") and screen.form.dirty:
                 yield SystemCommand("Save settings", "Write the project file (Ctrl+S)", screen.action_save)
                 yield SystemCommand("Discard changes", "Read the project file again", screen.action_reload)

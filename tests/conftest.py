@@ -64,6 +64,35 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def bpe_model(tmp_path_factory) -> Path:
+    """A tiny random llama with a byte-level BPE tokenizer trained here (exportable to GGUF)."""
+    from tests.helpers import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-bpe"), bpe=True)
+
+
+@pytest.fixture
+def trained(bpe_model) -> str:
+    """A project whose one run finished (4 steps on the demo data) with a non-trivial adapter."""
+    from smolora_engine.cli import main
+    from smolora_engine.demo import demo_train_file
+    from smolora_engine.projects import create_project, save_project
+    from smolora_engine.runs import list_runs
+
+    project = create_project("art", model=str(bpe_model), data=str(demo_train_file()))
+    project.training.grad_accum = 1
+    project.training.eval_steps = 0
+    project.training.max_steps = 4
+    project.training.learning_rate = 5e-2  # large, so the adapter visibly changes the logits
+    project.training.max_length = 128
+    save_project(project)
+    assert main(["train", "--project", "art"]) == 0
+    (run,) = list_runs("art")
+    assert run.status == "finished"
+    return "art"
+
+
 def run_python(code: str, env: dict | None = None, timeout: float = 120) -> str:
     import subprocess
 

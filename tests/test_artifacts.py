@@ -20,27 +20,6 @@ from smolora_engine.runs import list_runs
 from tests.helpers import make_tiny_model
 
 
-@pytest.fixture(scope="module")
-def bpe_model(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-bpe"), bpe=True)
-
-
-@pytest.fixture
-def trained(bpe_model) -> str:
-    """A project whose one run finished (4 steps on the demo data) with a non-trivial adapter."""
-    project = create_project("art", model=str(bpe_model), data=str(demo_train_file()))
-    project.training.grad_accum = 1
-    project.training.eval_steps = 0
-    project.training.max_steps = 4
-    project.training.learning_rate = 5e-2  # large, so the adapter visibly changes the logits
-    project.training.max_length = 128
-    save_project(project)
-    assert main(["train", "--project", "art"]) == 0
-    (run,) = list_runs("art")
-    assert run.status == "finished"
-    return "art"
-
-
 def test_adapter_loads_with_plain_peft_and_merge_checks_itself(trained, capsys):
     import torch
     from peft import PeftModel

@@ -18,6 +18,7 @@ from smolora_tui.widgets.data_pane import DataPane
 from smolora_tui.widgets.settings_form import FieldRow, SettingsForm, field_id
 
 SIZE = (110, 36)
+LIFELONG_WORKERS = ("_loader", "follow-runs", "_serve")
 
 
 def row(app, key) -> FieldRow:
@@ -25,8 +26,8 @@ def row(app, key) -> FieldRow:
 
 
 async def settle(pilot, app):
-    """Wait for the app's own workers (the file tree's loader runs for as long as the tree lives)."""
-    mine = [w for w in app.workers if w.name != "_loader"]
+    """Wait for the app's one-off workers (the file tree's loader and the runs follower live as long as their pane)."""
+    mine = [w for w in app.workers if w.name not in LIFELONG_WORKERS]
     if mine:  # an empty list would mean every worker
         await app.workers.wait_for_complete(mine)
     await pilot.pause()

@@ -20,9 +20,18 @@ from ..dialogs import ConfirmDialog
 from .picker import short_path
 from ..widgets.data_pane import DataPane
 from ..widgets.settings_form import SettingsForm
+from ..widgets.chat_pane import ChatPane
+from ..widgets.merge_pane import MergePane
 from ..widgets.train_pane import TrainPane
 
-MODES = ("data", "settings", "train")
+MODE_HELP = {
+    "data": "Browse, preview and check the training data",
+    "settings": "Base model, LoRA and training settings",
+    "train": "Start, follow, stop and resume training runs",
+    "merge": "Merge an adapter into a model folder; export GGUF for llama.cpp and Ollama",
+    "chat": "Talk to the base and the tuned model, side by side",
+}
+MODES = tuple(MODE_HELP)
 
 
 class ProjectScreen(Screen):
@@ -44,6 +53,8 @@ class ProjectScreen(Screen):
         Binding("1", "mode('data')", "Data", id="project.data", tooltip="Browse and check the data"),
         Binding("2", "mode('settings')", "Settings", id="project.settings", tooltip="Model, LoRA and training"),
         Binding("3", "mode('train')", "Train", id="project.train", tooltip="Start, follow and stop training runs"),
+        Binding("4", "mode('merge')", "Merge", id="project.merge", tooltip="Merge and export a trained adapter"),
+        Binding("5", "mode('chat')", "Chat", id="project.chat", tooltip="Talk to the base and tuned models"),
         Binding("ctrl+s", "save", "Save", id="project.save", tooltip="Write the settings to the project file"),
         Binding("f5", "reload", "Reload", id="project.reload", tooltip="Read the project file again"),
     ]
@@ -85,13 +96,17 @@ class ProjectScreen(Screen):
                 yield SettingsForm(project, id="form")
             with TabPane("3 Train", id="train"):
                 yield TrainPane(self.project_name, id="train-pane")
+            with TabPane("4 Merge", id="merge"):
+                yield MergePane(self.project_name, id="merge-pane")
+            with TabPane("5 Chat", id="chat"):
+                yield ChatPane(self.project_name, id="chat-pane")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = self.project_name
         self.call_after_refresh(self._summary)
         if self.entry.project is not None:
-            self.call_after_refresh(self._focus_mode, self.start_mode)
+            self.call_after_refresh(self._mode_shown, self.start_mode)
 
     def _summary(self) -> None:
         entry = self.entry
@@ -126,11 +141,15 @@ class ProjectScreen(Screen):
     @on(TabbedContent.TabActivated, "#modes")
     def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
         self.post_message(self.ModeChanged(self.project_name, event.pane.id or ""))
-        self.call_after_refresh(self._focus_mode, event.pane.id or "")
+        self.call_after_refresh(self._mode_shown, event.pane.id or "")
 
-    def _focus_mode(self, mode: str) -> None:
+    def _mode_shown(self, mode: str) -> None:
         """Focus the mode's main widget, so that its keys work (and show in the footer) at once."""
-        target = {"data": "DataTree", "train": "#runs-table"}.get(mode)
+        if mode == "merge":
+            self.query_one(MergePane).refresh_sources()
+        if mode == "chat":
+            self.query_one(ChatPane).ensure_server()
+        target = {"data": "DataTree", "train": "#runs-table", "merge": "#merge-source", "chat": "#prompt"}.get(mode)
         if target and (found := self.query(target)):
             found.first().focus()
 

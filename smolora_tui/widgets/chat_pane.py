@@ -1,0 +1,420 @@
+"""Chat with the base, adapter or merged model through one `smolora serve` worker.
+
+The worker is started when the Chat mode is first shown and stopped with the
+screen. Tokens stream into the conversation as they come; the prompt is locked
+while the model answers and Escape stops it. Compare mode sends the same prompt
+and seed to the base and the tuned model and shows both answers side by side.
+Conversations are saved in the project's data folder and can be reopened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select, Static, Switch
+
+from smolora_engine import events as ev
+from smolora_engine import paths
+from smolora_engine.fsutil import atomic_write_text
+from smolora_engine.serve import DEFAULTS, BadRequest, parse_request
+
+from ..engine_cli import engine_command
+
+SAMPLING = [  # (key, label, default)
+    ("temperature", "temperature (0 = greedy)", 0.7),
+    ("top_p", "top-p", 0.9),
+    ("top_k", "top-k", 50),
+    ("max_new_tokens", "max new tokens", 256),
+    ("seed", "seed (blank = random)", None),
+]
+MODEL_LABELS = {"base": "base model", "adapter": "tuned (base + adapter)", "merged": "tuned (merged folder)"}
+
+
+def chats_dir(project: str) -> Path:
+    return paths.project_data_dir(project) / "chats"
+
+
+@dataclass
+class Conversation:
+    """One saved conversation: the turns sent to the model, and what each model answered."""
+
+    started: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    turns: list[dict] = field(default_factory=list)  # {"user": str, "answers": {model: str}, "settings": {...}}
+
+    @property
+    def title(self) -> str:
+        first = self.turns[0]["user"] if self.turns else "(empty)"
+        return f"{self.started}  {first[:40]}"
+
+    def messages(self, model: str, system: str = "") -> list[dict]:
+        """The history as chat messages, using the given model's answers (or the tuned one's in compare mode)."""
+        out = [{"role": "system", "content": system}] if system else []
+        for turn in self.turns:
+            out.append({"role": "user", "content": turn["user"]})
+            answers = turn.get("answers", {})
+            answer = answers.get(model) or next((a for m, a in answers.items() if m != "base"), None) \
+                or answers.get("base")
+            if answer is not None:
+                out.append({"role": "assistant", "content": answer})
+        return out
+
+    def save(self, project: str) -> Path:
+        path = chats_dir(project) / f"{self.started}.json"
+        atomic_write_text(path, json.dumps({"started": self.started, "turns": self.turns}, indent=1,
+                                           ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Conversation:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(started=str(data.get("started", path.stem)), turns=list(data.get("turns", [])))
+
+
+def saved_conversations(project: str) -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(chats_dir(project).glob("*.json"), reverse=True):
+        try:
+            out.append((Conversation.load(path).title, path))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # a damaged file is skipped, never overwritten
+    return out
+
+
+class Bubble(Static):
+    """One message; an answer grows as tokens arrive."""
+
+    DEFAULT_CSS = """
+    Bubble { height: auto; padding: 0 1; margin: 0 0 1 0; }
+    Bubble.user { background: $boost; border-left: thick $secondary; }
+    Bubble.answer { border-left: thick $success; }
+    Bubble.error { border-left: thick $error; color: $error; }
+    """
+
+    def __init__(self, who: str, text: str = "", classes: str = "", model_name: str = ""):
+        super().__init__(classes=classes, markup=False)
+        self.who, self.text, self.footer, self.model_name = who, text, "", model_name
+        self._draw()
+
+    def add(self, piece: str) -> None:
+        self.text += piece
+        self._draw()
+
+    def finish(self, footer: str) -> None:
+        self.footer = footer
+        self._draw()
+
+    def _draw(self) -> None:
+        body = Text.assemble((self.who + "\n", "bold"), self.text or "…")
+        if self.footer:
+            body.append("\n" + self.footer, style="dim")
+        self.update(body)
+
+
+class ChatPane(Widget):
+    DEFAULT_CSS = """
+    ChatPane { layout: horizontal; height: 1fr; }
+    ChatPane #chat-main { width: 1fr; }
+    ChatPane #conversation { height: 1fr; padding: 0 1; }
+    ChatPane .pair { height: auto; }
+    ChatPane .pair > Bubble { width: 1fr; }
+    ChatPane #prompt { margin: 0 1; }
+    ChatPane #chat-side { width: 34; padding: 0 1; border-left: solid $primary-background; overflow-y: auto; }
+    ChatPane #chat-side Label { color: $text-muted; margin-top: 1; }
+    ChatPane #chat-side Input.-invalid { border: tall $error; }
+    ChatPane #chat-side .row { height: auto; }
+    ChatPane #chat-side .row Label { margin-top: 0; width: 1fr; }
+    ChatPane #serve-status { height: auto; margin-top: 1; }
+    ChatPane #serve-status.-error { color: $error; }
+    ChatPane #sampling-problem { color: $error; height: auto; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="chat.stop", tooltip="Stop the answer being written"),
+        Binding("ctrl+n", "new", "New chat", id="chat.new", tooltip="Start a new conversation"),
+        Binding("ctrl+t", "toggle_compare", "Compare", id="chat.compare", tooltip="Base and tuned side by side"),
+        Binding("ctrl+r", "restart", "Reload model", id="chat.restart",
+                tooltip="Restart the model worker (picks up a newly finished run or merge)"),
+    ]
+
+    def __init__(self, project_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.proc: asyncio.subprocess.Process | None = None
+        self.models: list[str] = []
+        self.ready = False
+        self.conversation = Conversation()
+        self.pending: dict[str, Bubble] = {}  # request id -> the answer being written
+        self._turn: dict | None = None
+        self._ids = itertools.count(1)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="chat-main"):
+            yield VerticalScroll(id="conversation", can_focus=True)
+            yield Input(placeholder="Message the model (Enter sends, Esc stops)", id="prompt", disabled=True)
+        with Vertical(id="chat-side"):
+            yield Static("model: not started", id="serve-status")
+            yield Label("Model")
+            yield Select([], prompt="loading…", id="chat-model", compact=True, allow_blank=True)
+            with Horizontal(classes="row"):
+                yield Label("Compare base and tuned")
+                yield Switch(False, id="compare")
+            yield Label("System message (optional)")
+            yield Input(placeholder="You are a helpful assistant.", id="system", compact=True)
+            for key, label, default in SAMPLING:
+                yield Label(label)
+                yield Input("" if default is None else str(default), id=f"s-{key}", compact=True)
+            yield Static(id="sampling-problem")
+            yield Label("Saved conversations")
+            yield Select([], prompt="none yet", id="saved", compact=True)
+            yield Button("New conversation", id="new", compact=True)
+
+    def on_mount(self) -> None:
+        self._list_saved()
+
+    # ------------------------------------------------------------------ the worker
+
+    def ensure_server(self) -> None:
+        if self.proc is None:
+            self._serve()
+
+    @work(exclusive=True, group="chat-serve")
+    async def _serve(self) -> None:
+        status = self.query_one("#serve-status", Static)
+        status.remove_class("-error")
+        status.update("starting the model worker…")
+        self.ready = False
+        self.proc = proc = await asyncio.create_subprocess_exec(
+            *engine_command("serve", "--project", self.project_name), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**24)
+        stderr = asyncio.create_task(proc.stderr.read())
+        try:
+            async for raw in proc.stdout:
+                event = ev.parse_line(raw.decode(errors="replace"))
+                if event is not None:
+                    self._on_event(event)
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        if self.proc is proc:  # died on its own (not restarted or stopped by us)
+            self.proc, self.ready = None, False
+            message = [line for line in (await stderr).decode(errors="replace").splitlines() if line.strip()]
+            status.add_class("-error")
+            status.update(f"the model worker exited ({proc.returncode}): "
+                          f"{message[-1] if message else 'no message'}\nCtrl+R starts it again.")
+            for bubble in self.pending.values():
+                bubble.finish("(the worker stopped)")
+            self.pending.clear()
+            self._lock(False)
+
+    def _on_event(self, event: ev.Event) -> None:
+        status = self.query_one("#serve-status", Static)
+        if isinstance(event, ev.Loading):
+            status.update(event.message)
+        elif isinstance(event, ev.Ready):
+            self.models, self.ready = list(event.models), True
+            status.update("ready: " + ", ".join(event.models))
+            select = self.query_one("#chat-model", Select)
+            select.set_options([(MODEL_LABELS.get(m, m), m) for m in self.models])
+            select.value = "adapter" if "adapter" in self.models else self.models[0]
+            self._lock(False)
+        elif isinstance(event, ev.Token) and event.id in self.pending:
+            self.pending[event.id].add(event.text)
+            self.query_one("#conversation").scroll_end(animate=False)
+        elif isinstance(event, ev.Done) and event.id in self.pending:
+            bubble = self.pending.pop(event.id)
+            speed = f"{event.tokens} tokens, {event.tokens_per_s or 0:.1f} tok/s"
+            bubble.finish(("stopped · " if event.cancelled else "") + speed)
+            if self._turn is not None:
+                self._turn["answers"][bubble.model_name] = event.text
+            self._turn_done()
+        elif isinstance(event, ev.Error):
+            bubble = self.pending.pop(event.id, None)
+            if bubble is not None:
+                bubble.add_class("error")
+                bubble.finish(f"error: {event.message}")
+                self._turn_done()
+            else:
+                status.update(Text(f"error: {event.message}", style="red"))
+
+    def _turn_done(self) -> None:
+        if self.pending:
+            return
+        if self._turn is not None and self._turn["answers"]:
+            self.conversation.turns.append(self._turn)
+            self.conversation.save(self.project_name)
+            self._list_saved()
+        self._turn = None
+        self._lock(False)
+
+    def stop_server(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            try:
+                proc.stdin.close()
+                proc.terminate()
+            except (ProcessLookupError, OSError):
+                pass
+
+    def on_unmount(self) -> None:
+        self.stop_server()
+
+    def action_restart(self) -> None:
+        if self.pending:
+            self.notify("wait for the answer, or stop it (Esc), first", severity="warning")
+            return
+        self.stop_server()
+        self._serve()
+
+    # ------------------------------------------------------------------ sending
+
+    def _lock(self, generating: bool) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.disabled = generating or not self.ready
+        focused = self.app.focused
+        shown = all(node.display for node in self.ancestors_with_self if isinstance(node, Widget))
+        here = shown and (focused is None or self in focused.ancestors_with_self or not isinstance(focused, Input))
+        if here and not prompt.disabled:
+            prompt.focus()
+        elif here and generating:
+            self.query_one("#conversation").focus()
+        self.refresh_bindings()
+
+    def sampling(self) -> dict:
+        """The side panel's values as request fields; BadRequest (naming the field) when one is wrong."""
+        values: dict = {}
+        for key, _label, _default in SAMPLING:
+            raw = self.query_one(f"#s-{key}", Input).value.strip()
+            if not raw:
+                values[key] = DEFAULTS[key] if key != "seed" else None
+                continue
+            try:
+                values[key] = int(raw) if key in ("top_k", "max_new_tokens", "seed") else float(raw)
+            except ValueError:
+                raise BadRequest(f"{key} must be a{'n integer' if key in ('top_k', 'max_new_tokens', 'seed') else ' number'}, "
+                                 f"not {raw!r}") from None
+        parse_request({"prompt": "x", **values}, "base")  # the worker's own checks, before sending
+        return values
+
+    @on(Input.Changed, "#chat-side Input")
+    def _check_sampling(self) -> None:
+        problem = self.query_one("#sampling-problem", Static)
+        for key, _label, _default in SAMPLING:
+            self.query_one(f"#s-{key}", Input).remove_class("-invalid")
+        try:
+            self.sampling()
+            problem.update("")
+        except BadRequest as exc:
+            problem.update(str(exc))
+            field_key = str(exc).split()[0]
+            if self.query(f"#s-{field_key}"):
+                self.query_one(f"#s-{field_key}", Input).add_class("-invalid")
+
+    @on(Input.Submitted, "#prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if text:
+            self.send(text)
+
+    def send(self, text: str) -> bool:
+        if not self.ready or self.proc is None or self.pending:
+            return False
+        try:
+            sampling = self.sampling()
+        except BadRequest as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        chosen = self.query_one("#chat-model", Select).value
+        model = chosen if isinstance(chosen, str) else self.models[0]
+        compare = self.query_one("#compare", Switch).value
+        if compare:
+            tuned = model if model != "base" else next((m for m in self.models if m != "base"), None)
+            if tuned is None:
+                self.notify("no tuned model yet: finish a training run first", severity="warning")
+                return False
+            targets = ["base", tuned]
+            if sampling["seed"] is None:  # the same seed for both, so the comparison is fair
+                sampling["seed"] = int(time.time()) % 100000
+        else:
+            targets = [model]
+        system = self.query_one("#system", Input).value.strip()
+        messages = self.conversation.messages(targets[-1], system) + [{"role": "user", "content": text}]
+        self._turn = {"user": text, "answers": {}, "settings": {**sampling, "system": system}}
+        box = self.query_one("#conversation", VerticalScroll)
+        box.mount(Bubble("you", text, classes="user"))
+        bubbles = [Bubble(MODEL_LABELS.get(m, m), classes="answer", model_name=m) for m in targets]
+        box.mount(Horizontal(*bubbles, classes="pair") if len(bubbles) > 1 else bubbles[0])
+        for bubble in bubbles:
+            rid = f"{self.conversation.started}-{next(self._ids)}"
+            self.pending[rid] = bubble
+            self._write({"id": rid, "messages": messages, "model": bubble.model_name, **sampling})
+        self.query_one("#prompt", Input).value = ""
+        self._lock(True)
+        box.scroll_end(animate=False)
+        return True
+
+    def _write(self, request: dict) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+
+    def action_stop(self) -> None:
+        for rid in list(self.pending):
+            self._write({"cancel": rid})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return bool(self.pending)
+        return True
+
+    # ------------------------------------------------------------------ conversations
+
+    @on(Switch.Changed, "#compare")
+    def _compare(self) -> None:
+        self.refresh_bindings()
+
+    def action_toggle_compare(self) -> None:
+        switch = self.query_one("#compare", Switch)
+        switch.value = not switch.value
+
+    @on(Button.Pressed, "#new")
+    def action_new(self) -> None:
+        if self.pending:
+            return
+        self.conversation = Conversation()
+        self.query_one("#conversation", VerticalScroll).remove_children()
+        self.query_one("#saved", Select).clear()
+
+    def _list_saved(self) -> None:
+        select = self.query_one("#saved", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(title, str(path)) for title, path in saved_conversations(self.project_name)])
+
+    @on(Select.Changed, "#saved")
+    def _open_saved(self, event: Select.Changed) -> None:
+        if event.value is Select.BLANK or self.pending:
+            return
+        try:
+            conversation = Conversation.load(Path(str(event.value)))
+        except (OSError, ValueError) as exc:
+            self.notify(f"cannot read {event.value}: {exc}", severity="error")
+            return
+        self.conversation = conversation
+        box = self.query_one("#conversation", VerticalScroll)
+        box.remove_children()
+        for turn in conversation.turns:
+            box.mount(Bubble("you", turn["user"], classes="user"))
+            bubbles = [Bubble(MODEL_LABELS.get(m, m), a, classes="answer", model_name=m)
+                       for m, a in turn.get("answers", {}).items()]
+            if bubbles:
+                box.mount(Horizontal(*bubbles, classes="pair") if len(bubbles) > 1 else bubbles[0])
+        box.scroll_end(animate=False)

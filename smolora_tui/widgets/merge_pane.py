@@ -1,0 +1,258 @@
+"""Merge a run's adapter into a standard model folder, and export it as GGUF + an Ollama Modelfile.
+
+Both run as `smolora merge|export --json` child processes whose progress events
+drive the bar; their self-checks (logit difference, GGUF agreement) are shown
+with the output paths, which `c` copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Button, Label, ProgressBar, RichLog, Select, Static
+
+from smolora_engine import events as ev
+from smolora_engine.export import REPORT_FILE as EXPORT_REPORT
+from smolora_engine.merge import merged_dir, read_merge_report
+from smolora_engine.runs import checkpoints, list_runs
+
+from ..engine_cli import engine_command
+
+QUANTS = [("q8_0: 8-bit, about half the size of f16", "q8_0"), ("f16: 16-bit, exact", "f16")]
+Source = tuple[str, int | None]  # (run id, checkpoint step or None for the final adapter)
+
+
+def adapter_sources(project: str) -> list[tuple[str, Source]]:
+    """Every adapter that can be merged: each run's final adapter and its complete checkpoints, newest first."""
+    options: list[tuple[str, Source]] = []
+    for info in reversed(list_runs(project)):
+        if (info.folder / "adapter" / "adapter_config.json").is_file():
+            options.append((f"{info.run_id}  final adapter (step {info.step}, {info.status})", (info.run_id, None)))
+        for step, path, complete in reversed(checkpoints(info.folder)):
+            if complete and (path / "adapter_config.json").is_file():
+                options.append((f"{info.run_id}  checkpoint {step}", (info.run_id, step)))
+    return options
+
+
+def export_dir(run_folder: Path, checkpoint: int | None) -> Path:
+    return run_folder / "exports" / ("gguf" if checkpoint is None else f"gguf-step-{checkpoint}")
+
+
+def read_export_report(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / EXPORT_REPORT).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_merge(report: dict | None) -> Text:
+    if report is None:
+        return Text("not merged yet: press m", style="dim")
+    ok = report.get("ok")
+    text = Text.assemble(("merged ", "bold"), ("✓ verified" if ok else "✗ check failed", "green" if ok else "bold red"))
+    text.append(f"\n  largest logit difference vs base + adapter: {report.get('max_abs_logit_diff', 0):.2e}"
+                f" ({report.get('dtype', '?')}, {report.get('prompts', '?')} prompts)")
+    text.append(f"\n  folder: {report.get('path', '')}")
+    return text
+
+
+def describe_export(report: dict | None) -> Text:
+    if report is None:
+        return Text("not exported yet: press e", style="dim")
+    ok, check = report.get("ok"), report.get("check", {})
+    text = Text.assemble(("GGUF ", "bold"), (report.get("quant", "?") + " "),
+                         ("✓ verified" if ok else "✗ check failed", "green" if ok else "bold red"))
+    text.append(f"\n  argmax agreement {check.get('agreement', 0):.1%}, largest log-prob difference "
+                f"{check.get('max_abs_logprob_diff', 0):.3f}, same tokenization: "
+                f"{'yes' if check.get('same_tokenization') else 'NO'}")
+    text.append(f"\n  file: {report.get('path', '')} ({report.get('bytes', 0) / 2**20:.0f} MB)")
+    text.append(f"\n  Ollama: {report.get('modelfile', '')}  (ollama create NAME -f Modelfile)")
+    return text
+
+
+class MergePane(Widget):
+    DEFAULT_CSS = """
+    MergePane { layout: horizontal; height: 1fr; }
+    MergePane #merge-side { width: 44; padding: 0 1; border-right: solid $primary-background; }
+    MergePane #merge-side Label { margin-top: 1; color: $text-muted; }
+    MergePane #merge-side Select { width: 1fr; }
+    MergePane #merge-buttons { height: auto; margin-top: 1; }
+    MergePane #merge-buttons Button { width: 1fr; min-width: 8; }
+    MergePane #merge-main { width: 1fr; padding: 0 1; }
+    MergePane #merge-status { height: auto; }
+    MergePane #merge-progress { height: 1; }
+    MergePane #merge-progress Bar { width: 1fr; }
+    MergePane .report { height: auto; margin-top: 1; }
+    MergePane #merge-log { height: 1fr; margin-top: 1; border-top: solid $primary-background; }
+    """
+    BINDINGS = [
+        Binding("m", "merge", "Merge", id="merge.merge", tooltip="Merge the adapter into a model folder"),
+        Binding("e", "export", "Export GGUF", id="merge.export", tooltip="Export GGUF + Ollama Modelfile"),
+        Binding("c", "copy", "Copy path", id="merge.copy", tooltip="Copy the newest output path"),
+    ]
+
+    def __init__(self, project_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.busy = ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="merge-side"):
+            yield Label("Adapter (a run, or one of its checkpoints)")
+            yield Select([], prompt="no finished run yet", id="merge-source", compact=True)
+            yield Label("GGUF type")
+            yield Select(QUANTS, value="q8_0", allow_blank=False, id="quant", compact=True)
+            with Horizontal(id="merge-buttons"):
+                yield Button("Merge", id="merge", variant="primary", compact=True, tooltip="m")
+                yield Button("Export", id="export", variant="success", compact=True, tooltip="e")
+        with Vertical(id="merge-main"):
+            yield Static("Pick an adapter, then merge (m) or export (e).", id="merge-status")
+            yield ProgressBar(id="merge-progress", show_eta=False)
+            yield Static(id="merge-result", classes="report")
+            yield Static(id="export-result", classes="report")
+            yield RichLog(id="merge-log", max_lines=300, wrap=True, markup=False)
+
+    def on_mount(self) -> None:
+        self.refresh_sources()
+
+    @work(thread=True, exclusive=True, group="merge-sources")
+    def refresh_sources(self) -> None:
+        options = adapter_sources(self.project_name)
+        self.app.call_from_thread(self._set_sources, options)
+
+    def _set_sources(self, options: list[tuple[str, Source]]) -> None:
+        select = self.query_one("#merge-source", Select)
+        current = select.value
+        select.set_options(options)
+        values = [value for _label, value in options]
+        if current in values:
+            select.value = current
+        elif values:
+            select.value = values[0]
+        self._show_reports()
+
+    @property
+    def source(self) -> Source | None:
+        value = self.query_one("#merge-source", Select).value
+        return value if isinstance(value, tuple) else None
+
+    def _folders(self) -> tuple[Path, Path] | None:
+        if self.source is None:
+            return None
+        from smolora_engine.runs import run_dir
+
+        folder = run_dir(self.project_name, self.source[0])
+        return merged_dir(folder, self.source[1]), export_dir(folder, self.source[1])
+
+    @on(Select.Changed, "#merge-source")
+    def _show_reports(self) -> None:
+        folders = self._folders()
+        merge_result = self.query_one("#merge-result", Static)
+        export_result = self.query_one("#export-result", Static)
+        if folders is None:
+            merge_result.update(Text("No adapter yet: finish a training run (3 Train), or stop one with a "
+                                     "checkpoint.", style="dim"))
+            export_result.update("")
+        else:
+            merge_result.update(describe_merge(read_merge_report(folders[0])))
+            export_result.update(describe_export(read_export_report(folders[1])))
+        self._buttons()
+
+    def _buttons(self) -> None:
+        idle = not self.busy and self.source is not None
+        self.query_one("#merge", Button).disabled = not idle
+        self.query_one("#export", Button).disabled = not idle
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("merge", "export") and self.is_mounted:
+            return None if self.query_one(f"#{action}", Button).disabled else True
+        return True
+
+    # ------------------------------------------------------------------ running
+
+    @on(Button.Pressed, "#merge")
+    def action_merge(self) -> None:
+        if self.source is not None and not self.busy:
+            self._run("merge")
+
+    @on(Button.Pressed, "#export")
+    def action_export(self) -> None:
+        if self.source is not None and not self.busy:
+            self._run("export", "--quant", str(self.query_one("#quant", Select).value))
+
+    def _args(self, command: str, *extra: str) -> list[str]:
+        run_id, step = self.source
+        args = [command, "--project", self.project_name, "--run", run_id, "--json", *extra]
+        return args + (["--checkpoint", str(step)] if step is not None else [])
+
+    @work(exclusive=True, group="merge-run")
+    async def _run(self, command: str, *extra: str) -> None:
+        status = self.query_one("#merge-status", Static)
+        bar = self.query_one("#merge-progress", ProgressBar)
+        log = self.query_one("#merge-log", RichLog)
+        self.busy = command
+        self._buttons()
+        bar.update(total=1.0, progress=0)
+        status.update(f"{command}: starting…")
+        log.write(Text(f"$ smolora {' '.join(self._args(command, *extra))}", style="dim"))
+        proc = await asyncio.create_subprocess_exec(
+            *engine_command(*self._args(command, *extra)), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stderr = asyncio.create_task(proc.stderr.read())
+        final: ev.Event | None = None
+        try:
+            async for raw in proc.stdout:
+                event = ev.parse_line(raw.decode(errors="replace"))
+                if isinstance(event, ev.Progress):
+                    status.update(f"{command}: {event.message}")
+                    log.write(event.message)
+                    if event.fraction is not None:
+                        bar.update(progress=event.fraction)
+                elif isinstance(event, (ev.Finished, ev.Error)):
+                    final = event
+            code = await proc.wait()
+            err = (await stderr).decode(errors="replace")
+        finally:
+            self.busy = ""
+            if proc.returncode is None:
+                proc.kill()
+        if isinstance(final, ev.Finished):
+            ok = final.details.get("ok", True)
+            bar.update(progress=1.0)
+            status.update(Text(f"{command}: done" + ("" if ok else " — but the check failed, see below"),
+                               style="green" if ok else "bold red"))
+            self.notify(f"{command} finished: {final.path}", severity="information" if ok else "warning")
+        else:
+            message = final.message if isinstance(final, ev.Error) else \
+                (err.strip().splitlines() or [f"exited with status {code}"])[-1]
+            status.update(Text(f"{command} failed: {message}", style="bold red"))
+            log.write(Text(err.strip()[-2000:], style="red"))
+        self._show_reports()
+
+    def output_path(self) -> str | None:
+        """The newest output: the GGUF if exported, else the merged folder."""
+        folders = self._folders()
+        if folders is None:
+            return None
+        export = read_export_report(folders[1])
+        if export:
+            return export.get("path")
+        merge = read_merge_report(folders[0])
+        return merge.get("path") if merge else None
+
+    def action_copy(self) -> None:
+        path = self.output_path()
+        if path is None:
+            self.notify("nothing to copy yet: merge or export first", severity="warning")
+            return
+        self.app.copy_to_clipboard(path)
+        self.notify(f"copied {path}")

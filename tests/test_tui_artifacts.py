@@ -1,0 +1,117 @@
+"""Pilot tests of the Merge and Chat modes, with the real merge/export/serve workers on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+from textual.containers import Horizontal
+from textual.widgets import Input, Select
+
+from smolora_tui.app import SmoloraApp
+from smolora_tui.widgets.chat_pane import Bubble, ChatPane, chats_dir
+from smolora_tui.widgets.merge_pane import MergePane
+from tests.test_tui_train import SIZE, until
+
+
+async def test_merge_and_export_from_the_screen(trained):
+    app = SmoloraApp(project=trained)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        pane = app.screen.query_one(MergePane)
+        await until(pilot, lambda: pane.source is not None, what="adapters listed")
+        assert pane.source[1] is None  # the final adapter comes first
+        assert "not merged yet" in str(app.screen.query_one("#merge-result").render())
+        await pilot.press("c")  # nothing to copy yet
+        assert app.clipboard == ""
+        await pilot.press("m")
+        await until(pilot, lambda: "verified" in str(app.screen.query_one("#merge-result").render()),
+                    timeout=120, what="merge report")
+        merged = pane.output_path()
+        assert merged.endswith("/merged")
+        await pilot.press("e")
+        await until(pilot, lambda: "verified" in str(app.screen.query_one("#export-result").render()),
+                    timeout=180, what="export report")
+        report = str(app.screen.query_one("#export-result").render())
+        assert "agreement" in report and "Modelfile" in report
+        await pilot.press("c")
+        assert app.clipboard.endswith("model-q8_0.gguf")
+
+
+async def test_a_failed_export_shows_its_error(trained):
+    from smolora_engine.runs import list_runs
+
+    (run,) = list_runs(trained)
+    (run.folder / "adapter" / "adapter_config.json").write_text("{broken")
+    app = SmoloraApp(project=trained)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        pane = app.screen.query_one(MergePane)
+        await until(pilot, lambda: pane.source is not None, what="adapters listed")
+        await pilot.press("m")
+        await until(pilot, lambda: "failed" in str(app.screen.query_one("#merge-status").render()),
+                    timeout=120, what="failure shown")
+        assert not app.screen.query_one("#merge").disabled  # can try again
+
+
+def bubbles(app) -> list[Bubble]:
+    return list(app.screen.query_one("#conversation").query(Bubble))
+
+
+async def test_chat_streams_stops_compares_and_reopens(trained):
+    app = SmoloraApp(project=trained)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        pane = app.screen.query_one(ChatPane)
+        await until(pilot, lambda: pane.ready, timeout=120, what="serve ready")
+        assert pane.models == ["base", "adapter"]
+        assert app.screen.query_one("#chat-model", Select).value == "adapter"
+        prompt = app.screen.query_one("#prompt", Input)
+        assert app.focused is prompt
+
+        # A long answer: tokens stream in, the prompt is locked, Escape stops it.
+        app.screen.query_one("#s-max_new_tokens", Input).value = "2000"
+        app.screen.query_one("#s-temperature", Input).value = "1.0"
+        prompt.focus()
+        await pilot.press(*"hello", "enter")
+        answer = bubbles(app)[-1]
+        await until(pilot, lambda: len(answer.text) > 5, what="streamed tokens")
+        assert prompt.disabled and pane.pending
+        await pilot.press("escape")
+        await until(pilot, lambda: not pane.pending, what="stopped")
+        assert answer.footer.startswith("stopped")
+        assert not prompt.disabled
+
+        # A bad sampling value names the field and nothing is sent.
+        app.screen.query_one("#s-top_p", Input).value = "7"
+        await pilot.pause()
+        assert "top_p" in str(app.screen.query_one("#sampling-problem").render())
+        assert not pane.send("again")
+        app.screen.query_one("#s-top_p", Input).value = "0.9"
+        app.screen.query_one("#s-max_new_tokens", Input).value = "12"
+        app.screen.query_one("#s-seed", Input).value = "3"
+
+        # Compare: the same prompt and seed to base and tuned, side by side.
+        await pilot.press("ctrl+t")
+        prompt.focus()
+        await pilot.press(*"tell me", "enter")
+        await until(pilot, lambda: not pane.pending, what="two answers")
+        pair = list(app.screen.query_one("#conversation").query(Horizontal))[-1]
+        left, right = pair.query(Bubble)
+        assert (left.model_name, right.model_name) == ("base", "adapter")
+        assert left.text and right.text and left.text != right.text  # the adapter changes the answer
+        assert all("tokens" in b.footer for b in (left, right))
+
+    # The conversation was saved and reopens in a new app.
+    (saved,) = chats_dir(trained).glob("*.json")
+    turns = json.loads(saved.read_text())["turns"]
+    assert [t["user"] for t in turns] == ["hello", "tell me"]
+    assert set(turns[1]["answers"]) == {"base", "adapter"} and turns[1]["settings"]["seed"] == 3
+    app = SmoloraApp(project=trained)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        select = app.screen.query_one("#saved", Select)
+        await until(pilot, lambda: len(select._options) > 1, what="saved list")
+        select.value = str(saved)
+        await pilot.pause()
+        assert [b.text for b in bubbles(app)][:2] == ["hello", turns[0]["answers"]["adapter"]]
+        assert len(bubbles(app)) == 5  # you, answer, you, base, tuned
