@@ -149,7 +149,7 @@ class ProjectScreen(Screen):
             self.query_one(MergePane).refresh_sources()
         if mode == "chat":
             self.query_one(ChatPane).ensure_server()
-        target = {"data": "DataTree", "train": "#runs-table", "merge": "#merge-source", "chat": "#prompt"}.get(mode)
+        target = {"data": "DataTree", "train": "#runs-table", "merge": "#merge-log", "chat": "#prompt"}.get(mode)
         if target and (found := self.query(target)):
             found.first().focus()
 

@@ -25,8 +25,9 @@ from smolora_engine.merge import merged_dir, read_merge_report
 from smolora_engine.runs import checkpoints, list_runs
 
 from ..engine_cli import engine_command
+from .train_pane import short_id
 
-QUANTS = [("q8_0: 8-bit, about half the size of f16", "q8_0"), ("f16: 16-bit, exact", "f16")]
+QUANTS = [("q8_0 (8-bit, half the size)", "q8_0"), ("f16 (16-bit)", "f16")]
 Source = tuple[str, int | None]  # (run id, checkpoint step or None for the final adapter)
 
 
@@ -35,10 +36,10 @@ def adapter_sources(project: str) -> list[tuple[str, Source]]:
     options: list[tuple[str, Source]] = []
     for info in reversed(list_runs(project)):
         if (info.folder / "adapter" / "adapter_config.json").is_file():
-            options.append((f"{info.run_id}  final adapter (step {info.step}, {info.status})", (info.run_id, None)))
+            options.append((f"{short_id(info.run_id)} final (step {info.step})", (info.run_id, None)))
         for step, path, complete in reversed(checkpoints(info.folder)):
             if complete and (path / "adapter_config.json").is_file():
-                options.append((f"{info.run_id}  checkpoint {step}", (info.run_id, step)))
+                options.append((f"{short_id(info.run_id)} checkpoint {step}", (info.run_id, step)))
     return options
 
 
@@ -81,7 +82,7 @@ def describe_export(report: dict | None) -> Text:
 class MergePane(Widget):
     DEFAULT_CSS = """
     MergePane { layout: horizontal; height: 1fr; }
-    MergePane #merge-side { width: 44; padding: 0 1; border-right: solid $primary-background; }
+    MergePane #merge-side { width: 38; padding: 0 1; border-right: solid $primary-background; }
     MergePane #merge-side Label { margin-top: 1; color: $text-muted; }
     MergePane #merge-side Select { width: 1fr; }
     MergePane #merge-buttons { height: auto; margin-top: 1; }
@@ -106,7 +107,7 @@ class MergePane(Widget):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="merge-side"):
-            yield Label("Adapter (a run, or one of its checkpoints)")
+            yield Label("Adapter: a run, or a checkpoint")
             yield Select([], prompt="no finished run yet", id="merge-source", compact=True)
             yield Label("GGUF type")
             yield Select(QUANTS, value="q8_0", allow_blank=False, id="quant", compact=True)

@@ -29,6 +29,7 @@ from ..run_follow import ProjectRuns, RunHistory
 REDRAW_S = 0.25
 POLL_S = 0.2
 MAX_POINTS = 400
+SMOOTHING = 0.6  # the weight of the running average (TensorBoard's slider)
 STATUS_STYLE = {"running": "bold green", "starting": "green", "finished": "bold", "stopped": "yellow",
                 "crashed": "bold red", "failed": "bold red"}
 
@@ -70,6 +71,15 @@ def finite(xs: list, ys: list) -> tuple[list, list]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def short_id(run_id: str) -> str:
+    """`20261122-101500-1234` as `11-22 10:15:00` (the pid part only tells apart runs of the same second)."""
+    parts = run_id.split("-")
+    if len(parts) >= 2 and len(parts[0]) == 8 and len(parts[1]) == 6 and (parts[0] + parts[1]).isdigit():
+        day, clock = parts[0], parts[1]
+        return f"{day[4:6]}-{day[6:]} {clock[:2]}:{clock[2:4]}:{clock[4:]}"
+    return run_id
+
+
 def status_text(info: RunInfo) -> Text:
     text = Text(info.status, style=STATUS_STYLE.get(info.status, ""))
     if info.resumable:
@@ -82,7 +92,7 @@ class TrainPane(Widget, can_focus=False):
 
     DEFAULT_CSS = """
     TrainPane { layout: horizontal; height: 1fr; }
-    TrainPane #runs-side { width: 40; border-right: solid $primary-background; }
+    TrainPane #runs-side { width: 38; border-right: solid $primary-background; }
     TrainPane #runs-table { height: 1fr; }
     TrainPane #train-buttons { height: auto; }
     TrainPane #train-buttons Button { min-width: 10; width: 1fr; margin: 0; }
@@ -116,6 +126,7 @@ class TrainPane(Widget, can_focus=False):
         self.smoothing = True
         self.busy = ""  # "starting" / "stopping" / "resuming" while a CLI call is out
         self._rows: list[tuple] = []
+        self._ids: list[str] = []
         self._log_run: str | None = None
         self._log_shown = 0
         self._follow_new = False
@@ -137,7 +148,7 @@ class TrainPane(Widget, can_focus=False):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
-        table.add_columns("run", "status", "step", "loss")
+        table.add_columns("run", "status", "step")
         self._follow()
         self.set_interval(REDRAW_S, self.redraw)
         self.redraw()
@@ -175,20 +186,20 @@ class TrainPane(Widget, can_focus=False):
 
     def _draw_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#runs-table", DataTable)
-        rows = [(i.run_id, status_text(i), f"{i.step}/{i.max_steps or '?'}",
-                 f"{i.loss:.3f}" if i.loss is not None else "") for i in infos]
+        rows = [(short_id(i.run_id), status_text(i), f"{i.step}/{i.max_steps or '?'}") for i in infos]
         if [r[0] for r in rows] == [r[0] for r in self._rows]:
-            for row, old in zip(rows, self._rows):
+            for info, row, old in zip(infos, rows, self._rows):
                 if row[1:] != old[1:]:
                     for column, value in zip(table.ordered_columns[1:], row[1:]):
-                        table.update_cell(row[0], column.key, value)
+                        table.update_cell(info.run_id, column.key, value)
         else:
             table.clear()
-            for row in rows:
-                table.add_row(*row, key=row[0])
-            if self.shown in [r[0] for r in rows]:
+            for info, row in zip(infos, rows):
+                table.add_row(*row, key=info.run_id)
+            if self.shown in [i.run_id for i in infos]:
                 table.move_cursor(row=table.get_row_index(self.shown), animate=False)
         self._rows = rows
+        self._ids = [i.run_id for i in infos]
 
     def _draw_figures(self, history: RunHistory | None) -> None:
         stats = self.query_one("#train-stats", Static)
@@ -255,21 +266,21 @@ class TrainPane(Widget, can_focus=False):
         drawn = False
         series = [(history, "train", "cyan", "eval", "orange")]
         if self.overlay and self.overlay != self.shown:
-            series.append((self.runs.history(self.overlay), f"{self.overlay[-9:]} train", "magenta",
-                           f"{self.overlay[-9:]} eval", "red"))
+            other = short_id(self.overlay)
+            series.append((self.runs.history(self.overlay), f"{other} train", "magenta", f"{other} eval", "red"))
         for hist, train_label, train_color, eval_label, eval_color in series:
             if hist is None:
                 continue
             xs, ys = finite(hist.steps, hist.losses)
             if xs:
                 if self.smoothing and len(ys) > 2:
-                    ys = smooth(ys, 0.8)
+                    ys = smooth(ys, SMOOTHING)
                 xs, ys = thin(xs, ys)
                 plt.plot(xs, ys, label=train_label, color=train_color, marker="braille")
                 drawn = True
             xs, ys = finite(hist.eval_steps, hist.eval_losses)
             if xs:
-                plt.plot(xs, ys, label=eval_label, color=eval_color, marker="dot")
+                plt.scatter(xs, ys, label=eval_label, color=eval_color, marker="●")
                 drawn = True
         if drawn and self.log_scale:
             plt.yscale("log")
@@ -322,11 +333,11 @@ class TrainPane(Widget, can_focus=False):
         if self.overlay:
             self.overlay = None
             self.notify("comparison cleared")
-        elif len(self._rows) < 2:
+        elif len(self._ids) < 2:
             self.notify("only one run: nothing to compare with yet")
             return
         else:
-            others = [r[0] for r in self._rows if r[0] != highlighted]
+            others = [run_id for run_id in self._ids if run_id != highlighted]
             self.overlay = others[-1]
             self.notify(f"comparing with run {self.overlay}: move the cursor to pick the other run, o clears")
         self.runs.dirty = True
