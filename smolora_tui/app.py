@@ -14,6 +14,7 @@ from smolora_engine.projects import create_project
 from smolora_engine.project import PRESETS, ProjectError
 
 from .dialogs import ConfirmDialog
+from .screens.help import HelpScreen
 from .screens.picker import ProjectPicker
 from .screens.project import MODE_HELP, MODES, ProjectScreen
 from .widgets.chat_pane import ChatPane
@@ -28,6 +29,7 @@ class SmoloraApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Quit (training keeps running)", priority=True),
         Binding("ctrl+c", "quit", "Quit", id="app.quit_c", tooltip="Quit (training keeps running)",
                 show=False, priority=True),
+        Binding("f1,question_mark", "help", "Help", id="app.help", tooltip="What this screen does, and its keys"),
     ]
 
     def __init__(self, project: str | None = None):
@@ -68,6 +70,17 @@ class SmoloraApp(App):
     @on(ProjectPicker.Open)
     def _open(self, message: ProjectPicker.Open) -> None:
         self.open_project(message.name)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        screen = self.screen
+        topic = screen.mode if isinstance(screen, ProjectScreen) and screen.entry.project else "picker"
+        keys = [(active.binding.key_display or self.get_key_display(active.binding),
+                 active.binding.tooltip or active.binding.description)
+                for active in self.active_bindings.values()
+                if active.binding.show and active.binding.description and active.enabled]
+        self.push_screen(HelpScreen(topic, keys))
 
     # ------------------------------------------------------------------ memory and commands
 

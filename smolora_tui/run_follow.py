@@ -9,17 +9,73 @@ events arrive the screen redraws at its own pace.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Sequence
 
 from smolora_engine import events as ev
 from smolora_engine.runs import RunInfo, RunTracker, checkpoints, list_run_ids, run_dir
 
 LOG_LINES = 500
+MAX_POINTS = 400  # a chart is only so many cells wide
+SMOOTHING = 0.6  # the weight of the loss curve's running average (TensorBoard's slider)
 STATUS_EVERY_S = 1.0
+
+
+def thin(xs: Sequence, ys: Sequence, limit: int = MAX_POINTS) -> tuple[list, list]:
+    """At most about `limit` points (bucket means of the finite values), from whole arrays."""
+    curve = Curve(limit)
+    for x, y in zip(xs, ys):
+        curve.add(x, y)
+    return curve.points()
+
+
+class Curve:
+    """A curve kept small as it grows: at most 2 x `limit` buckets, each the mean of `width` points.
+
+    Adding a point is O(1) (amortized): when the buckets fill up, neighbours are merged
+    and the width doubles. Drawing reads at most 2 x `limit` points, however long the run.
+    Missing values (NaN, infinity) are left out, never drawn as zero.
+    """
+
+    def __init__(self, limit: int = MAX_POINTS):
+        self.limit, self.width = limit, 1
+        self.xs: list = []
+        self.sums: list[float] = []
+        self.counts: list[int] = []  # finite values in each bucket
+        self.filled: list[int] = []  # points in each bucket
+
+    def add(self, x, y: float) -> None:
+        good = math.isfinite(y)
+        if self.filled and self.filled[-1] < self.width:
+            self.xs[-1] = x
+            self.filled[-1] += 1
+            if good:
+                self.sums[-1] += y
+                self.counts[-1] += 1
+        else:
+            self.xs.append(x)
+            self.sums.append(y if good else 0.0)
+            self.counts.append(1 if good else 0)
+            self.filled.append(1)
+        if len(self.xs) > 2 * self.limit:
+            self._halve()
+
+    def _halve(self) -> None:
+        pairs = range(0, len(self.xs) - 1, 2)
+        self.xs = [self.xs[i + 1] for i in pairs]
+        self.sums = [self.sums[i] + self.sums[i + 1] for i in pairs]
+        self.counts = [self.counts[i] + self.counts[i + 1] for i in pairs]
+        self.filled = [self.filled[i] + self.filled[i + 1] for i in pairs]
+        self.width *= 2
+
+    def points(self) -> tuple[list, list]:
+        keep = [i for i, count in enumerate(self.counts) if count]
+        return [self.xs[i] for i in keep], [self.sums[i] / self.counts[i] for i in keep]
 
 
 @dataclass
@@ -33,11 +89,13 @@ class RunHistory:
     """Everything the dashboard shows about one run."""
 
     run_id: str
-    steps: list[int] = field(default_factory=list)
-    losses: list[float | None] = field(default_factory=list)
-    lrs: list[float | None] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    eval_losses: list[float | None] = field(default_factory=list)
+    # Curves as flat arrays (8 bytes a point, copied with one memcpy); a missing value is NaN.
+    steps: array = field(default_factory=lambda: array("q"))
+    losses: array = field(default_factory=lambda: array("d"))
+    smoothed: array = field(default_factory=lambda: array("d"))  # losses, exponentially averaged as they come
+    lrs: array = field(default_factory=lambda: array("d"))
+    eval_steps: array = field(default_factory=lambda: array("q"))
+    eval_losses: array = field(default_factory=lambda: array("d"))
     last_step: ev.Step | None = None
     started: ev.Started | None = None
     loading: str = ""
@@ -47,16 +105,26 @@ class RunHistory:
     log_total: int = 0  # lines ever logged (the UI writes those past what it has shown)
     disk_checkpoints: list[tuple[int, bool]] = field(default_factory=list)  # (step, complete)
     info: RunInfo | None = None
+    # The curves kept small for drawing (see Curve); a snapshot carries their points as (steps, values).
+    curves: dict[str, Curve] = field(default_factory=lambda: {"loss": Curve(), "smoothed": Curve(), "eval": Curve()})
+    plot_loss: tuple[list, list] = ([], [])
+    plot_smoothed: tuple[list, list] = ([], [])
+    plot_eval: tuple[list, list] = ([], [])
+    _ema: tuple[float, float] = (0.0, 0.0)  # the running average and its debiasing weight
 
     def add(self, event: ev.Event) -> None:
         if isinstance(event, ev.Step):
             self.steps.append(event.step)
-            self.losses.append(event.loss)
-            self.lrs.append(event.lr)
+            self.losses.append(_number(event.loss))
+            self._smooth(self.losses[-1])
+            self.curves["loss"].add(event.step, self.losses[-1])
+            self.curves["smoothed"].add(event.step, self.smoothed[-1])
+            self.lrs.append(_number(event.lr))
             self.last_step, self.loading = event, ""
         elif isinstance(event, ev.Eval):
             self.eval_steps.append(event.step)
-            self.eval_losses.append(event.eval_loss)
+            self.eval_losses.append(_number(event.eval_loss))
+            self.curves["eval"].add(event.step, self.eval_losses[-1])
             if event.best and event.eval_loss is not None:
                 self.best_eval = (event.step, event.eval_loss)
         elif isinstance(event, ev.Started):
@@ -85,23 +153,52 @@ class RunHistory:
         elif isinstance(event, ev.Finished):
             self._log("info", f"finished at step {event.step}; adapter in {event.path}")
 
+    def _smooth(self, loss: float) -> None:
+        """TensorBoard's exponential moving average, debiased at the start; NaN (a missing loss) is skipped."""
+        if not math.isfinite(loss):
+            self.smoothed.append(math.nan)
+            return
+        last, norm = self._ema
+        last, norm = last * SMOOTHING + (1 - SMOOTHING) * loss, norm * SMOOTHING + (1 - SMOOTHING)
+        self._ema = (last, norm)
+        self.smoothed.append(last / norm)
+
     def _truncate(self, step: int) -> None:
         keep = sum(1 for s in self.steps if s <= step)
         del self.steps[keep:], self.losses[keep:], self.lrs[keep:]
+        del self.smoothed[:]
+        self._ema = (0.0, 0.0)
+        for loss in self.losses:
+            self._smooth(loss)
         keep = sum(1 for s in self.eval_steps if s <= step)
         del self.eval_steps[keep:], self.eval_losses[keep:]
+        self.curves = {"loss": Curve(), "smoothed": Curve(), "eval": Curve()}
+        for x, loss, smoothed in zip(self.steps, self.losses, self.smoothed):
+            self.curves["loss"].add(x, loss)
+            self.curves["smoothed"].add(x, smoothed)
+        for x, loss in zip(self.eval_steps, self.eval_losses):
+            self.curves["eval"].add(x, loss)
 
     def _log(self, level: str, text: str) -> None:
         self.log.append(LogLine(level, text))
         self.log_total += 1
 
-    def copy(self) -> RunHistory:
-        """A copy the UI can read while the poller goes on (the curves are copied, events are not kept)."""
-        clone = RunHistory(self.run_id, list(self.steps), list(self.losses), list(self.lrs),
-                           list(self.eval_steps), list(self.eval_losses), self.last_step, self.started,
-                           self.loading, self.best_eval, self.estimate_mb, deque(self.log, maxlen=LOG_LINES),
-                           self.log_total, list(self.disk_checkpoints), self.info)
+    def snapshot(self, full: bool = False) -> RunHistory:
+        """A copy the UI can read while the poller goes on: the thinned curves, or (full) every point."""
+        empty = (array("q"), array("d"), array("d"), array("d"), array("q"), array("d"))
+        curves = (array("q", self.steps), array("d", self.losses), array("d", self.smoothed), array("d", self.lrs),
+                  array("q", self.eval_steps), array("d", self.eval_losses)) if full else empty
+        clone = RunHistory(self.run_id, *curves, self.last_step, self.started, self.loading, self.best_eval,
+                           self.estimate_mb, deque(self.log, maxlen=LOG_LINES), self.log_total,
+                           list(self.disk_checkpoints), self.info, {})
+        clone.plot_loss = self.curves["loss"].points()
+        clone.plot_smoothed = self.curves["smoothed"].points()
+        clone.plot_eval = self.curves["eval"].points()
         return clone
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 class _Followed:
@@ -171,10 +268,11 @@ class ProjectRuns:
         with self._lock:
             return [f.history.info for _id, f in sorted(self._runs.items()) if f.history.info is not None]
 
-    def history(self, run_id: str) -> RunHistory | None:
+    def history(self, run_id: str, full: bool = False) -> RunHistory | None:
+        """What to draw of a run (thinned curves), or with `full` every point."""
         with self._lock:
             followed = self._runs.get(run_id)
-            return followed.history.copy() if followed else None
+            return followed.history.snapshot(full) if followed else None
 
     def running(self) -> RunInfo | None:
         for info in self.infos():

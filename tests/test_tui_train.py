@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -11,7 +12,8 @@ from textual.widgets import Button
 from smolora_engine.runs import list_runs
 from smolora_tui.app import SmoloraApp
 from smolora_tui.screens.project import ProjectScreen
-from smolora_tui.widgets.train_pane import TrainPane, smooth, thin
+from smolora_tui.run_follow import RunHistory, thin
+from smolora_tui.widgets.train_pane import TrainPane
 from tests.test_training import make_project
 
 SIZE = (120, 36)
@@ -33,7 +35,7 @@ def pane(app) -> TrainPane:
 
 def shown(app):
     p = pane(app)
-    return p.runs.history(p.shown) if p.shown else None
+    return p.runs.history(p.shown, full=True) if p.shown else None
 
 
 def status(app) -> str:
@@ -77,7 +79,7 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             await pilot.press("r")
             await until(pilot, lambda: status(app) == "running" and shown(app).steps[-1] > stopped_at + 2,
                         what="resumed steps")
-            steps = shown(app).steps
+            steps = list(shown(app).steps)
             assert steps[:stopped_at] == list(range(1, stopped_at + 1))  # the curve continues
             assert steps == sorted(steps) and len(set(steps)) == len(steps)
             run_id = pane(app).shown
@@ -104,10 +106,24 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
         kill_workers("t")
 
 
-def test_smoothing_and_thinning():
-    assert smooth([1.0, 1.0, 1.0], 0.8) == [1.0, 1.0, 1.0]  # debiased: a flat curve stays flat
-    values = smooth([4.0, 0.0], 0.5)
-    assert values[0] == 4.0 and 0 < values[1] < 4.0
+def test_smoothing_resume_and_thinning():
+    from smolora_engine import events as ev
+
+    history = RunHistory("r")
+    for step in (1, 2, 3):
+        history.add(ev.Step(step=step, loss=1.0))
+    assert list(history.smoothed) == [1.0, 1.0, 1.0]  # debiased: a flat curve stays flat
+    history.add(ev.Step(step=4, loss=None))  # a NaN loss is written as null
+    history.add(ev.Step(step=5, loss=3.0))
+    assert math.isnan(history.smoothed[3]) and 1.0 < history.smoothed[4] < 3.0
+    history.add(ev.Started(resumed_from=2))  # resumed from a checkpoint at step 2: the curve continues from there
+    history.add(ev.Step(step=3, loss=2.0))
+    assert list(history.steps) == [1, 2, 3] and list(history.losses) == [1.0, 1.0, 2.0]
+    assert 1.0 < history.smoothed[-1] < 2.0
+
     xs, ys = thin(list(range(1000)), [float(i) for i in range(1000)], limit=100)
-    assert len(xs) == len(ys) == 100 and xs[-1] == 999
-    assert abs(ys[0] - 4.5) < 1e-9  # the mean of its bucket
+    assert 100 <= len(xs) == len(ys) <= 200 and xs[-1] == 999
+    assert abs(ys[0] - 3.5) < 1e-9  # the mean of its bucket (8 points: 0..7)
+    assert abs(sum(ys) / len(ys) - 499.5) < 5
+    xs, ys = thin([1, 2, 3], [1.0, math.nan, 3.0])
+    assert (xs, ys) == ([1, 3], [1.0, 3.0])  # missing values are left out

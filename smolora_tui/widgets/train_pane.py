@@ -28,8 +28,6 @@ from ..run_follow import ProjectRuns, RunHistory
 
 REDRAW_S = 0.25
 POLL_S = 0.2
-MAX_POINTS = 400
-SMOOTHING = 0.6  # the weight of the running average (TensorBoard's slider)
 STATUS_STYLE = {"running": "bold green", "starting": "green", "finished": "bold", "stopped": "yellow",
                 "crashed": "bold red", "failed": "bold red"}
 
@@ -41,34 +39,6 @@ def duration(seconds: float | None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def smooth(values: list[float], weight: float) -> list[float]:
-    """TensorBoard's exponential moving average, debiased at the start."""
-    out, last, norm = [], 0.0, 0.0
-    for value in values:
-        last = last * weight + (1 - weight) * value
-        norm = norm * weight + (1 - weight)
-        out.append(last / norm)
-    return out
-
-
-def thin(xs: list, ys: list, limit: int = MAX_POINTS) -> tuple[list, list]:
-    """At most `limit` points, each the mean of its bucket (a chart is only so many cells wide)."""
-    if len(xs) <= limit:
-        return xs, ys
-    size = len(xs) / limit
-    out_x, out_y = [], []
-    for i in range(limit):
-        lo, hi = int(i * size), max(int((i + 1) * size), int(i * size) + 1)
-        out_x.append(xs[hi - 1])
-        out_y.append(sum(ys[lo:hi]) / (hi - lo))
-    return out_x, out_y
-
-
-def finite(xs: list, ys: list) -> tuple[list, list]:
-    pairs = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def short_id(run_id: str) -> str:
@@ -127,6 +97,7 @@ class TrainPane(Widget, can_focus=False):
         self.busy = ""  # "starting" / "stopping" / "resuming" while a CLI call is out
         self._rows: list[tuple] = []
         self._ids: list[str] = []
+        self._button_states: tuple = ()
         self._log_run: str | None = None
         self._log_shown = 0
         self._follow_new = False
@@ -223,7 +194,7 @@ class TrainPane(Widget, can_focus=False):
                 figures.append(f"epoch {step.epoch:.2f}")
             if step.loss is not None:
                 figures.append(f"loss {step.loss:.4f}")
-            if history.eval_losses and history.eval_losses[-1] is not None:
+            if history.eval_losses and math.isfinite(history.eval_losses[-1]):
                 figures.append(f"eval {history.eval_losses[-1]:.4f}")
             if history.best_eval:
                 figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
@@ -271,14 +242,11 @@ class TrainPane(Widget, can_focus=False):
         for hist, train_label, train_color, eval_label, eval_color in series:
             if hist is None:
                 continue
-            xs, ys = finite(hist.steps, hist.losses)
+            xs, ys = hist.plot_smoothed if self.smoothing else hist.plot_loss
             if xs:
-                if self.smoothing and len(ys) > 2:
-                    ys = smooth(ys, SMOOTHING)
-                xs, ys = thin(xs, ys)
                 plt.plot(xs, ys, label=train_label, color=train_color, marker="braille")
                 drawn = True
-            xs, ys = finite(hist.eval_steps, hist.eval_losses)
+            xs, ys = hist.plot_eval
             if xs:
                 plt.scatter(xs, ys, label=eval_label, color=eval_color, marker="●")
                 drawn = True
@@ -304,9 +272,13 @@ class TrainPane(Widget, can_focus=False):
     def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
         running = any(i.status in ("running", "starting") for i in infos)
         info = history.info if history else None
-        self.query_one("#start", Button).disabled = running or bool(self.busy)
-        self.query_one("#stop", Button).disabled = not (info and info.status == "running") or bool(self.busy)
-        self.query_one("#resume", Button).disabled = running or bool(self.busy) or not (info and info.resumable)
+        states = (running or bool(self.busy), not (info and info.status == "running") or bool(self.busy),
+                  running or bool(self.busy) or not (info and info.resumable))
+        if states == self._button_states:
+            return  # the footer is rebuilt on refresh_bindings(): only when something changed
+        self._button_states = states
+        for name, disabled in zip(("#start", "#stop", "#resume"), states):
+            self.query_one(name, Button).disabled = disabled
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
