@@ -116,7 +116,7 @@ class MergePane(Widget):
                 yield Button("Export", id="export", variant="success", compact=True, tooltip="e")
         with Vertical(id="merge-main"):
             yield Static("Pick an adapter, then merge (m) or export (e).", id="merge-status")
-            yield ProgressBar(id="merge-progress", show_eta=False)
+            yield ProgressBar(total=1, id="merge-progress", show_eta=False)
             yield Static(id="merge-result", classes="report")
             yield Static(id="export-result", classes="report")
             yield RichLog(id="merge-log", max_lines=300, wrap=True, markup=False)

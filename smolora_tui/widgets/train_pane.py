@@ -113,7 +113,7 @@ class TrainPane(Widget, can_focus=False):
             yield Static(id="checkpoints")
         with Vertical(id="train-main"):
             yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
-            yield ProgressBar(id="train-progress", show_eta=False, show_percentage=True)
+            yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
             yield PlotextPlot(id="loss-plot")
             yield RichLog(id="train-log", max_lines=500, wrap=True, markup=False)
 
@@ -178,7 +178,7 @@ class TrainPane(Widget, can_focus=False):
         checkpoints = self.query_one("#checkpoints", Static)
         if history is None or history.info is None:
             stats.update("No runs yet: press [b]s[/b] to start training with the saved settings.")
-            bar.update(total=None, progress=0)
+            bar.update(total=1, progress=0)
             checkpoints.update("")
             return
         info, step = history.info, history.last_step

@@ -1,0 +1,111 @@
+"""Scenes for snapshot tests and `scripts/screenshots.py`: a project in a known state, deterministic.
+
+Training runs are replayed from `tests/data/demo-run-events.jsonl`, the events of a
+real run of the demo project (`make run`, 29 steps on this machine's CPU), so the
+dashboard shows real curves. A "running" run gets this process as its worker, so
+liveness says running for as long as the app is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from smolora_engine import events as ev
+from smolora_engine import paths
+from smolora_engine.demo import setup_demo
+from smolora_engine.projects import create_project, load_project, save_project
+from smolora_engine.runs import COMPLETE_MARKER, process_start_time, run_dir
+
+DATA = Path(__file__).resolve().parent / "data"
+RUN_ID = "20261122-102301-7540"
+SIZE = (100, 30)
+
+
+def real_events() -> list[ev.Event]:
+    return ev.read_events(DATA / "demo-run-events.jsonl")
+
+
+def add_run(project: str, run_id: str = RUN_ID, until_step: int | None = None, running: bool = False,
+            error: ev.Error | None = None, adapter: bool = True) -> Path:
+    """A run folder replaying the real demo run (cut at `until_step`), with its checkpoints on disk."""
+    folder = run_dir(project, run_id)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "run.toml").write_text(load_project(project).to_toml())
+    lines = []
+    for event in real_events():
+        if until_step is not None and (getattr(event, "step", 0) or 0) > until_step:
+            break
+        if until_step is not None and isinstance(event, ev.Finished):
+            break
+        if isinstance(event, ev.Started):
+            event.run_id, event.project = run_id, project
+            event.pid, event.pid_start = (os.getpid(), process_start_time()) if running else (0, None)
+        if isinstance(event, ev.Checkpoint):
+            event.path = str(folder / "checkpoints" / f"checkpoint-{event.step}")
+            Path(event.path).mkdir(parents=True, exist_ok=True)
+            (Path(event.path) / "adapter_config.json").write_text("{}")
+            (Path(event.path) / COMPLETE_MARKER).write_text("{}")
+        if isinstance(event, ev.Finished):
+            event.path = str(folder / "adapter")
+        lines.append(event.to_json())
+    if error is not None:
+        lines.append(error.to_json())
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    if adapter and until_step is None and error is None:
+        (folder / "adapter").mkdir(exist_ok=True)
+        (folder / "adapter" / "adapter_config.json").write_text("{}")
+    return folder
+
+
+def add_reports(folder: Path, ok: bool = True) -> None:
+    """The merge and export reports of a run, as `smolora merge` / `export` write them."""
+    merged = folder / "merged"
+    merged.mkdir(exist_ok=True)
+    (merged / "smolora-merge.json").write_text(json.dumps({
+        "path": str(merged), "base": "smollm2-135m-instruct", "adapter": str(folder / "adapter"),
+        "dtype": "float32", "max_abs_logit_diff": 5.91e-05, "prompts": 3, "ok": True}))
+    exports = folder / "exports" / "gguf"
+    exports.mkdir(parents=True, exist_ok=True)
+    (exports / "smolora-export.json").write_text(json.dumps({
+        "path": str(exports / "model-q8_0.gguf"), "quant": "q8_0", "bytes": 144_703_488,
+        "modelfile": str(exports / "Modelfile"),
+        "check": {"agreement": 0.947 if ok else 0.31, "max_abs_logprob_diff": 1.538 if ok else 9.2,
+                  "same_tokenization": ok}, "ok": ok}))
+
+
+def demo(home: Path) -> str:
+    """The demo project in a fresh home (SMOLORA_HOME must point at `home`)."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return setup_demo().name
+
+
+def broken_project(name: str = "notes") -> None:
+    path = paths.project_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('name = "notes"\n[lora]\nr = "sixteen"\nalpha = \n')
+
+
+def bad_data_project(name: str = "support") -> Path:
+    """A project whose JSONL has a broken line, an empty answer and a row of the wrong shape."""
+    data = paths.project_data_dir(name) / "support.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    rows = [json.dumps({"instruction": "Reset my password", "output": "Open Settings > Account > Reset."}),
+            '{"instruction": "Cancel my order", "output": "Go to Orders and press Cancel."',
+            json.dumps({"instruction": "Where is my parcel?", "output": ""}),
+            json.dumps({"question": "Do you ship abroad?"}),
+            json.dumps({"instruction": "Change my address", "output": "Settings > Addresses > Edit."})]
+    data.write_text("\n".join(rows) + "\n")
+    project = create_project(name, data=str(data))
+    save_project(project)
+    return data
+
+
+def saved_chat(project: str) -> Path:
+    target = paths.project_data_dir(project) / "chats" / "20261122-103026.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / "demo-chat.json", target)
+    return target

@@ -1,0 +1,162 @@
+"""Snapshot tests: every screen in a normal and an error state, at a laptop size, deterministic.
+
+The home folder is fixed (paths on screen are part of the picture) and the runs are
+replayed from a real run's events (tests/scenes.py). Update after a deliberate change
+with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the diffs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Select
+
+from smolora_engine import events as ev
+from smolora_engine.projects import create_project, load_project, save_project
+from smolora_tui.app import SmoloraApp
+from tests import scenes
+
+HOME = Path("/tmp/smolora-snapshot-home")
+
+
+@pytest.fixture
+def home(monkeypatch, shared_models) -> Path:
+    monkeypatch.setenv("SMOLORA_HOME", str(HOME))
+    scenes.demo(HOME)
+    (HOME / "cache").mkdir(exist_ok=True)
+    (HOME / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
+    return HOME
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the scene did not reach its state")
+        await pilot.pause(0.1)
+
+
+def steady(predicate=None, keys=(), timeout: float = 60.0):
+    """A run_before: press keys, wait for the state, stop cursors blinking, let the redraw settle."""
+    async def run_before(pilot) -> None:
+        for key in keys:
+            await pilot.press(key)
+        if predicate is not None:
+            await wait_for(pilot, lambda: predicate(pilot.app), timeout)
+        await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
+        for editor in pilot.app.screen.query(Input):
+            editor.cursor_blink = False
+        await pilot.pause()
+    return run_before
+
+
+def text(app, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+# ------------------------------------------------------------------ projects
+
+def test_picker(home, snap_compare):
+    scenes.add_run("demo")
+    create_project("support-bot")
+    assert snap_compare(SmoloraApp(), terminal_size=scenes.SIZE, run_before=steady())
+
+
+def test_picker_with_an_unreadable_project(home, snap_compare):
+    scenes.broken_project()
+    assert snap_compare(SmoloraApp(), terminal_size=scenes.SIZE, run_before=steady())
+
+
+# ------------------------------------------------------------------ data and settings
+
+def test_data(home, snap_compare):
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
+
+
+def test_data_with_bad_rows(home, snap_compare):
+    scenes.bad_data_project()
+    assert snap_compare(SmoloraApp(project="support"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
+
+
+def test_settings(home, snap_compare):
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["2"]))
+
+
+def test_settings_with_an_invalid_value(home, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("2")
+        editor = pilot.app.screen.query_one("#f-lora--r Input", Input)
+        editor.value = "-3"
+        await steady()(pilot)
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=run_before)
+
+
+# ------------------------------------------------------------------ train
+
+def test_train_idle(home, snap_compare):
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["3"]))
+
+
+def test_train_running(home, snap_compare):
+    scenes.add_run("demo", until_step=17, running=True)
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "running" in text(app, "#train-stats") and "step 17/29" in text(app, "#train-stats"),
+        keys=["3"]))
+
+
+def test_train_failed_with_advice(home, snap_compare):
+    scenes.add_run("demo", until_step=12, error=ev.Error(
+        message="out of memory at step 13 (wanted 2.1 GB more, 0.4 GB free)",
+        hint="lower training.batch_size (now 4) or training.max_length (now 512), or turn on "
+             "training.gradient_checkpointing"))
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "failed" in text(app, "#train-stats"), keys=["3"]))
+
+
+# ------------------------------------------------------------------ merge
+
+def test_merge_idle(home, snap_compare):
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["4"]))
+
+
+def test_merge_done(home, snap_compare):
+    scenes.add_reports(scenes.add_run("demo"))
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "verified" in text(app, "#export-result"), keys=["4"]))
+
+
+def test_merge_check_failed(home, snap_compare):
+    scenes.add_reports(scenes.add_run("demo"), ok=False)
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "failed" in text(app, "#export-result"), keys=["4"]))
+
+
+# ------------------------------------------------------------------ chat
+
+def test_chat_with_a_saved_conversation(home, bpe_model, snap_compare):
+    model = HOME / "models" / "tiny-llama"
+    shutil.copytree(bpe_model, model)
+    project = create_project("chat", model=str(model))
+    save_project(project)
+    saved = scenes.saved_chat("chat")
+
+    async def run_before(pilot):
+        await pilot.press("5")
+        pane = pilot.app.screen.query_one("ChatPane")
+        await wait_for(pilot, lambda: pane.ready, timeout=120)
+        pilot.app.screen.query_one("#saved", Select).value = str(saved)
+        await steady()(pilot)
+    assert snap_compare(SmoloraApp(project="chat"), terminal_size=scenes.SIZE, run_before=run_before)
+
+
+def test_chat_when_the_model_cannot_load(home, snap_compare):
+    project = load_project("demo")
+    project.model.base = str(HOME / "models" / "missing")
+    save_project(project)
+    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "exited" in text(app, "#serve-status"), keys=["5"], timeout=120))
