@@ -66,7 +66,7 @@ def shots():
     ]
 
 
-async def take(name, setup, project, keys, ready, out: Path, home: Path) -> Path:
+async def take(name, setup, project, keys, ready, out: Path, home: Path, models: Path) -> Path:
     from textual.widgets import Input, Select
 
     from smolora_tui.app import SmoloraApp
@@ -74,7 +74,7 @@ async def take(name, setup, project, keys, ready, out: Path, home: Path) -> Path
 
     scenes.demo(home)
     (home / "cache").mkdir(exist_ok=True)
-    (home / "cache" / "models").symlink_to(home.parent / "models", target_is_directory=True)
+    (home / "cache" / "models").symlink_to(models, target_is_directory=True)
     setup()
     app = SmoloraApp(project=project)
     async with app.run_test(size=scenes.SIZE) as pilot:
@@ -112,7 +112,7 @@ def main() -> None:
         for name, setup, project, keys, ready in shots():
             if args.only and name not in args.only:
                 continue
-            path = asyncio.run(take(name, setup, project, keys, ready, args.out, home))
+            path = asyncio.run(take(name, setup, project, keys, ready, args.out, home, Path(tmp) / "models"))
             print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
