@@ -215,8 +215,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import setup_demo
 
     project = setup_demo()
-    print(f"demo project {project.name!r} is ready (data: {project.data.path})")
-    return 0
+    if args.setup:
+        print(f"demo project {project.name!r} is ready (data: {project.data.path})")
+        return 0
+    from .demo_walk import walk
+
+    return walk(project, args.max_steps, args.prompts)
 
 
 def _event_printer(as_json: bool):
@@ -577,8 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repetition-penalty", type=float, default=1.0)
         p.add_argument("--seed", type=int)
 
-    p = sub.add_parser("demo", help="create the demo project (a dataset that teaches a visible behaviour)")
-    p.add_argument("--setup", action="store_true", help="only create the demo project (the default for now)")
+    p = sub.add_parser("demo", help="the demo, headless: check the data, train, merge, and score base vs tuned",
+                       description="Creates the demo project (chat data that teaches the embedded model to sign "
+                                   "every answer) unless it exists, then walks it through every step.")
+    p.add_argument("--setup", action="store_true", help="only create the demo project")
+    p.add_argument("--max-steps", type=int, help="train for this many steps (default: the project's settings)")
+    p.add_argument("--prompts", type=int, help="score only the first N held-out prompts (default: all)")
     return parser
 
 

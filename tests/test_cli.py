@@ -62,3 +62,19 @@ def test_demo_setup(capsys):
     assert code == 0
     project = load_project("demo")
     assert project.data.path.endswith("signature_chat.jsonl")
+
+
+def test_demo_walks_every_step_headless(embedded_model):
+    """`smolora demo` on the real embedded model: check, train (2 steps), merge, score base vs tuned."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "smolora_engine.cli", "demo", "--max-steps", "2", "--prompts", "2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for step in range(1, 6):
+        assert f"[{step}/5]" in out
+    assert "253 rows read" in out and "step 2/2" in out and "(max |logit difference|" in out and ": ok)" in out
+    assert "base model:" in out and "tuned model:" in out and "% of answers show it" in out
+    assert "Loading weights" not in result.stderr  # the walk prints its own progress only
