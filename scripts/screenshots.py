@@ -67,7 +67,7 @@ def shots():
 
 
 async def take(name, setup, project, keys, ready, out: Path, home: Path, models: Path) -> Path:
-    from textual.widgets import Input, Select
+    from textual.widgets import Input, RichLog, Select
 
     from smolora_tui.app import SmoloraApp
     from tests import scenes
@@ -92,6 +92,8 @@ async def take(name, setup, project, keys, ready, out: Path, home: Path, models:
         await pilot.pause(0.8)
         for editor in app.screen.query(Input):
             editor.cursor_blink = False
+        for log in app.screen.query(RichLog):
+            log.scroll_end(animate=False, immediate=True)
         await pilot.pause()
         path = out / f"{name}.svg"
         app.save_screenshot(filename=path.name, path=str(out))

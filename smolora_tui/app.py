@@ -99,22 +99,23 @@ class SmoloraApp(App):
             for key, (mode, text) in enumerate(MODE_HELP.items(), start=1):
                 yield SystemCommand(mode.title(), f"{text} ({key})", lambda mode=mode: screen.action_mode(mode))
             yield SystemCommand("Check data", "Run the data doctor in the background", screen.run_doctor)
-            train = screen.query_one(TrainPane)
+            train = screen.query_one(TrainPane) if screen.query(TrainPane) else None
             for action, title, text in (("start", "Start training", "A new run with the saved settings"),
                                         ("stop", "Stop training", "Stop the run after saving a checkpoint"),
                                         ("resume", "Resume training", "Continue the shown run from its checkpoint")):
-                if train.check_action(action, ()):
+                if train is not None and train.check_action(action, ()):
                     yield SystemCommand(title, text, lambda action=action: (screen.action_mode("train"),
                                                                              train.run_action(action)))
-            merge = screen.query_one(MergePane)
-            if merge.source is not None and not merge.busy:
+            merge = screen.query_one(MergePane) if screen.query(MergePane) else None
+            if merge is not None and merge.source is not None and not merge.busy:
                 yield SystemCommand("Merge adapter", "Merge the chosen adapter into a model folder",
                                     lambda: (screen.action_mode("merge"), merge.action_merge()))
                 yield SystemCommand("Export GGUF", "GGUF and an Ollama Modelfile for the chosen adapter",
                                     lambda: (screen.action_mode("merge"), merge.action_export()))
-            chat = screen.query_one(ChatPane)
-            yield SystemCommand("New conversation", "Clear the chat", lambda: (screen.action_mode("chat"),
-                                                                                chat.action_new()))
+            if screen.query(ChatPane):
+                chat = screen.query_one(ChatPane)
+                yield SystemCommand("New conversation", "Clear the chat", lambda: (screen.action_mode("chat"),
+                                                                                    chat.action_new()))
             if screen.query("#form") and screen.form.dirty:
                 yield SystemCommand("Save settings", "Write the project file (Ctrl+S)", screen.action_save)
                 yield SystemCommand("Discard changes", "Read the project file again", screen.action_reload)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Select
+from textual.widgets import Input, RichLog, Select
 
 from smolora_engine import events as ev
 from smolora_engine.projects import create_project, load_project, save_project
@@ -49,6 +49,8 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
         await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
         for editor in pilot.app.screen.query(Input):
             editor.cursor_blink = False
+        for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
+            log.scroll_end(animate=False, immediate=True)
         await pilot.pause()
     return run_before
 

@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.lazy import Lazy
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
 
 from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking, set_value
@@ -86,21 +88,26 @@ class ProjectScreen(Screen):
             with TabPane("1 Data", id="data"):
                 data_path = Path(project.data.path).expanduser() if project.data.path else None
                 root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
-                yield DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
-                               data_path if data_path and data_path.is_file() else None, id="data-pane")
+                yield self._later("data", DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
+                                                   data_path if data_path and data_path.is_file() else None,
+                                                   id="data-pane"))
             with TabPane("2 Settings", id="settings"):
                 with Horizontal(id="settings-bar"):
                     yield Static("saved", id="settings-status")
                     yield Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
                                  prompt="Apply a preset…", id="preset", compact=True)
-                yield SettingsForm(project, id="form")
+                yield self._later("settings", SettingsForm(project, id="form"))
             with TabPane("3 Train", id="train"):
-                yield TrainPane(self.project_name, id="train-pane")
+                yield self._later("train", TrainPane(self.project_name, id="train-pane"))
             with TabPane("4 Merge", id="merge"):
-                yield MergePane(self.project_name, id="merge-pane")
+                yield self._later("merge", MergePane(self.project_name, id="merge-pane"))
             with TabPane("5 Chat", id="chat"):
-                yield ChatPane(self.project_name, id="chat-pane")
+                yield self._later("chat", ChatPane(self.project_name, id="chat-pane"))
         yield Footer()
+
+    def _later(self, mode: str, widget: Widget) -> Widget:
+        """The mode shown first is built at once; the others just after the first frame (start-up stays fast)."""
+        return widget if mode == self.start_mode else Lazy(widget)
 
     def on_mount(self) -> None:
         self.title = self.project_name

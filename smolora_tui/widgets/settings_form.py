@@ -143,7 +143,11 @@ class SettingsForm(Widget):
         row = self._row(event.control)
         if row is None:
             return
-        self.edit(row.spec.key, event.value, from_text=isinstance(event, Input.Changed))
+        key, from_text = row.spec.key, isinstance(event, Input.Changed)
+        if key not in self.texts and (parse_text(row.spec, event.value) if from_text else event.value) \
+                == get_value(self.project, key):
+            return  # an editor showing the value it already has (as each does when mounted)
+        self.edit(key, event.value, from_text=from_text)
 
     def edit(self, key: str, raw: Any, from_text: bool = False) -> None:
         """Apply one field's new value (text as typed, or a value); show its problem or accept it."""
