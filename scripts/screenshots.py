@@ -77,6 +77,7 @@ async def take(name, setup, project, keys, ready, out: Path, home: Path, models:
     (home / "cache" / "models").symlink_to(models, target_is_directory=True)
     setup()
     app = SmoloraApp(project=project)
+    app.animation_level = "none"  # the same picture every time
     async with app.run_test(size=scenes.SIZE) as pilot:
         await pilot.pause(0.3)
         for key in keys:

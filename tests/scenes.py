@@ -77,10 +77,20 @@ def add_reports(folder: Path, ok: bool = True) -> None:
 
 
 def demo(home: Path) -> str:
-    """The demo project in a fresh home (SMOLORA_HOME must point at `home`)."""
+    """The demo project in a fresh home (SMOLORA_HOME must point at `home`), its data copied there.
+
+    (The data's path shows on screen: inside the home it is the same on every checkout.)
+    """
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    return setup_demo().name
+    project = setup_demo()
+    data = home / "demo-data" / "signature_chat.jsonl"
+    data.parent.mkdir()
+    shutil.copy(project.data.path, data)
+    shutil.copy(Path(project.data.path).parent / "heldout_prompts.jsonl", data.parent)
+    project.data.path = str(data)
+    save_project(project)
+    return project.name
 
 
 def broken_project(name: str = "notes") -> None:

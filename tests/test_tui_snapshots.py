@@ -31,6 +31,13 @@ def home(monkeypatch, shared_models) -> Path:
     return HOME
 
 
+def still(project: str | None = None) -> SmoloraApp:
+    """The app with animations off: a progress bar caught mid-animation differs from run to run."""
+    app = SmoloraApp(project=project)
+    app.animation_level = "none"
+    return app
+
+
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -64,29 +71,29 @@ def text(app, selector: str) -> str:
 def test_picker(home, snap_compare):
     scenes.add_run("demo")
     create_project("support-bot")
-    assert snap_compare(SmoloraApp(), terminal_size=scenes.SIZE, run_before=steady())
+    assert snap_compare(still(), terminal_size=scenes.SIZE, run_before=steady())
 
 
 def test_picker_with_an_unreadable_project(home, snap_compare):
     scenes.broken_project()
-    assert snap_compare(SmoloraApp(), terminal_size=scenes.SIZE, run_before=steady())
+    assert snap_compare(still(), terminal_size=scenes.SIZE, run_before=steady())
 
 
 # ------------------------------------------------------------------ data and settings
 
 def test_data(home, snap_compare):
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
 
 
 def test_data_with_bad_rows(home, snap_compare):
     scenes.bad_data_project()
-    assert snap_compare(SmoloraApp(project="support"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("support"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
 
 
 def test_settings(home, snap_compare):
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["2"]))
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["2"]))
 
 
 def test_settings_with_an_invalid_value(home, snap_compare):
@@ -95,18 +102,18 @@ def test_settings_with_an_invalid_value(home, snap_compare):
         editor = pilot.app.screen.query_one("#f-lora--r Input", Input)
         editor.value = "-3"
         await steady()(pilot)
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=run_before)
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
 
 
 # ------------------------------------------------------------------ train
 
 def test_train_idle(home, snap_compare):
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["3"]))
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["3"]))
 
 
 def test_train_running(home, snap_compare):
     scenes.add_run("demo", until_step=17, running=True)
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "running" in text(app, "#train-stats") and "step 17/29" in text(app, "#train-stats"),
         keys=["3"]))
 
@@ -116,25 +123,25 @@ def test_train_failed_with_advice(home, snap_compare):
         message="out of memory at step 13 (wanted 2.1 GB more, 0.4 GB free)",
         hint="lower training.batch_size (now 4) or training.max_length (now 512), or turn on "
              "training.gradient_checkpointing"))
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "failed" in text(app, "#train-stats"), keys=["3"]))
 
 
 # ------------------------------------------------------------------ merge
 
 def test_merge_idle(home, snap_compare):
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["4"]))
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["4"]))
 
 
 def test_merge_done(home, snap_compare):
     scenes.add_reports(scenes.add_run("demo"))
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "verified" in text(app, "#export-result"), keys=["4"]))
 
 
 def test_merge_check_failed(home, snap_compare):
     scenes.add_reports(scenes.add_run("demo"), ok=False)
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "failed" in text(app, "#export-result"), keys=["4"]))
 
 
@@ -153,12 +160,12 @@ def test_chat_with_a_saved_conversation(home, bpe_model, snap_compare):
         await wait_for(pilot, lambda: pane.ready, timeout=120)
         pilot.app.screen.query_one("#saved", Select).value = str(saved)
         await steady()(pilot)
-    assert snap_compare(SmoloraApp(project="chat"), terminal_size=scenes.SIZE, run_before=run_before)
+    assert snap_compare(still("chat"), terminal_size=scenes.SIZE, run_before=run_before)
 
 
 def test_chat_when_the_model_cannot_load(home, snap_compare):
     project = load_project("demo")
     project.model.base = str(HOME / "models" / "missing")
     save_project(project)
-    assert snap_compare(SmoloraApp(project="demo"), terminal_size=scenes.SIZE, run_before=steady(
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "exited" in text(app, "#serve-status"), keys=["5"], timeout=120))
