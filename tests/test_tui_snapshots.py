@@ -169,3 +169,57 @@ def test_chat_when_the_model_cannot_load(home, snap_compare):
     save_project(project)
     assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
         lambda app: "exited" in text(app, "#serve-status"), keys=["5"], timeout=120))
+
+
+# ------------------------------------------------------------------ running states, fed the workers' own events
+# (the workers themselves are driven for real in test_tui_artifacts.py; here the picture must not depend on timing)
+
+def test_merge_running(home, snap_compare):
+    scenes.add_run("demo")
+
+    async def run_before(pilot):
+        await pilot.press("4")
+        pane = pilot.app.screen.query_one("MergePane")
+        await wait_for(pilot, lambda: pane.source is not None)
+        pane.busy = "merge"
+        pane._buttons()
+        for message, fraction in (("loading the base model smollm2-135m-instruct", 0.05),
+                                  ("loading the adapter", 0.25), ("merging the adapter into the weights", 0.4)):
+            pane.show_progress("merge", ev.Progress(stage="merge", message=message, fraction=fraction))
+        await steady()(pilot)
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
+
+
+def test_chat_streaming_compare(home, snap_compare, monkeypatch):
+    from smolora_tui.widgets.chat_pane import ChatPane
+
+    monkeypatch.setattr(ChatPane, "ensure_server", lambda self: None)
+
+    class Pipe:  # where the requests would go: kept to check what was sent
+        def __init__(self):
+            self.lines = []
+
+        def write(self, data):
+            self.lines.append(data)
+
+        def close(self):
+            pass
+
+    async def run_before(pilot):
+        await pilot.press("5")
+        pane = pilot.app.screen.query_one(ChatPane)
+        pane.proc = type("Proc", (), {"stdin": Pipe(), "returncode": None, "terminate": lambda self: None})()
+        pane._on_event(ev.Ready(models=["base", "adapter"]))
+        pilot.app.screen.query_one("#compare").value = True
+        pilot.app.screen.query_one("#s-seed", Input).value = "7"
+        assert pane.send("What is the capital of Italy?")
+        base, tuned = list(pane.pending)
+        answer = "The capital of Italy is Rome.\n-- Smolora"
+        for rid, text in ((base, "The capital of Italy is Rome. It is"), (tuned, answer)):
+            for i, piece in enumerate(text.split(" ")):
+                pane._on_event(ev.Token(id=rid, text=(" " if i else "") + piece))
+        pane._on_event(ev.Done(id=tuned, text=answer, tokens=12,
+                               tokens_per_s=14.2))
+        await steady()(pilot)
+        assert pane.pending and pilot.app.screen.query_one("#prompt", Input).disabled  # still writing: locked
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)

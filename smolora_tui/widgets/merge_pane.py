@@ -214,10 +214,7 @@ class MergePane(Widget):
             async for raw in proc.stdout:
                 event = ev.parse_line(raw.decode(errors="replace"))
                 if isinstance(event, ev.Progress):
-                    status.update(f"{command}: {event.message}")
-                    log.write(event.message)
-                    if event.fraction is not None:
-                        bar.update(progress=event.fraction)
+                    self.show_progress(command, event)
                 elif isinstance(event, (ev.Finished, ev.Error)):
                     final = event
             code = await proc.wait()
@@ -238,6 +235,12 @@ class MergePane(Widget):
             status.update(Text(f"{command} failed: {message}", style="bold red"))
             log.write(Text(err.strip()[-2000:], style="red"))
         self._show_reports()
+
+    def show_progress(self, command: str, event: ev.Progress) -> None:
+        self.query_one("#merge-status", Static).update(f"{command}: {event.message}")
+        self.query_one("#merge-log", RichLog).write(event.message)
+        if event.fraction is not None:
+            self.query_one("#merge-progress", ProgressBar).update(progress=event.fraction)
 
     def output_path(self) -> str | None:
         """The newest output: the GGUF if exported, else the merged folder."""
