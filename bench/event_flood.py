@@ -7,7 +7,7 @@ ran. The same keys are first pressed with no events arriving (the baseline, same
 process). Prints the median and worst latency of both, the ratio, whether the
 dashboard kept up with the file, and the process RSS before and after the flood.
 
-Usage: python bench/event_flood.py [--rate 2000] [--seconds 10]
+Usage: python bench/event_flood.py [--rate 2000] [--seconds 10] [--kind steps|logs]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def writer(path: Path, rate: int, seconds: float) -> int:
+def writer(path: Path, rate: int, seconds: float, kind: str = "steps") -> int:
     """Runs in its own process, like a real training worker; returns how many events it wrote."""
     from smolora_engine import events as ev
 
@@ -39,7 +39,7 @@ def writer(path: Path, rate: int, seconds: float) -> int:
             lines = []
             for _ in range(batch):
                 step += 1
-                if step % 100 == 0:
+                if kind == "logs" or step % 100 == 0:
                     lines.append(ev.Log(message=f"log line {step}").to_json())
                 elif step % 50 == 0:
                     lines.append(ev.Eval(step=step, eval_loss=1.0 / (1 + step / 1000)).to_json())
@@ -108,7 +108,7 @@ async def run(args) -> None:
         rss_before = rss().rss / 2**20
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, __file__, "--write", str(events), "--rate", str(args.rate),
-                                 "--seconds", str(args.seconds)], stdout=subprocess.PIPE, text=True)
+                                 "--seconds", str(args.seconds), "--kind", args.kind], stdout=subprocess.PIPE, text=True)
         await pilot.pause(1.0)
         rss_early = rss().rss / 2**20
         early = tracemalloc.take_snapshot() if args.trace else None
@@ -121,7 +121,7 @@ async def run(args) -> None:
         elapsed = time.monotonic() - started
         await pilot.pause(1.0)
         rss_after = rss().rss / 2**20
-        history = pane.runs.history(pane.shown, full=True)
+        history = pane.runs.history(pane.shown)
         written = int(proc.stdout.read().strip()) + 1
         read = pane.runs.events_read
         if args.trace:
@@ -134,7 +134,7 @@ async def run(args) -> None:
                 print(stat)
             print(collections.Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, DOMNode)).most_common(8))
     print(f"event flood: {written - 1:,} events in {elapsed:.1f} s ({(written - 1) / elapsed:,.0f} events/s written), "
-          f"dashboard read {read:,} of {written:,}, last step drawn {history.steps[-1] if history.steps else 0:,}")
+          f"dashboard read {read:,} of {written:,}, last step drawn {history.plot_loss[0][-1] if history.plot_loss[0] else 0:,}")
     print(f"key latency, quiet:   median {statistics.median(quiet):6.1f} ms, worst {max(quiet):6.1f} ms ({len(quiet)} keys)")
     print(f"key latency, flooded: median {statistics.median(flooded):6.1f} ms, worst {max(flooded):6.1f} ms "
           f"({len(flooded)} keys)")
@@ -151,11 +151,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keys", type=int, default=20)
+    parser.add_argument("--kind", choices=("steps", "logs"), default="steps",
+                        help="steps (with an eval every 50 and a log line every 100), or only log lines")
     parser.add_argument("--trace", action="store_true", help="print the largest live allocations at the end")
     parser.add_argument("--write", metavar="EVENTS_FILE", help=argparse.SUPPRESS)  # the writer process
     args = parser.parse_args()
     if args.write:
-        print(writer(Path(args.write), args.rate, args.seconds))
+        print(writer(Path(args.write), args.rate, args.seconds, args.kind))
         return
     with tempfile.TemporaryDirectory() as home:
         os.environ["SMOLORA_HOME"] = home

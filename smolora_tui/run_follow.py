@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -73,6 +72,13 @@ class Curve:
         self.filled = [self.filled[i] + self.filled[i + 1] for i in pairs]
         self.width *= 2
 
+    def truncate(self, x) -> None:
+        """Forget the points after `x` (a run resumed from a checkpoint there); a bucket reaching past it goes too."""
+        keep = len(self.xs)
+        while keep and self.xs[keep - 1] > x:
+            keep -= 1
+        del self.xs[keep:], self.sums[keep:], self.counts[keep:], self.filled[keep:]
+
     def points(self) -> tuple[list, list]:
         keep = [i for i, count in enumerate(self.counts) if count]
         return [self.xs[i] for i in keep], [self.sums[i] / self.counts[i] for i in keep]
@@ -86,26 +92,20 @@ class LogLine:
 
 @dataclass
 class RunHistory:
-    """Everything the dashboard shows about one run."""
+    """Everything the dashboard shows about one run, in memory bounded however long the run."""
 
     run_id: str
-    # Curves as flat arrays (8 bytes a point, copied with one memcpy); a missing value is NaN.
-    steps: array = field(default_factory=lambda: array("q"))
-    losses: array = field(default_factory=lambda: array("d"))
-    smoothed: array = field(default_factory=lambda: array("d"))  # losses, exponentially averaged as they come
-    lrs: array = field(default_factory=lambda: array("d"))
-    eval_steps: array = field(default_factory=lambda: array("q"))
-    eval_losses: array = field(default_factory=lambda: array("d"))
     last_step: ev.Step | None = None
     started: ev.Started | None = None
     loading: str = ""
     best_eval: tuple[int, float] | None = None
+    last_eval: float | None = None
     estimate_mb: float | None = None
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     log_total: int = 0  # lines ever logged (the UI writes those past what it has shown)
     disk_checkpoints: list[tuple[int, bool]] = field(default_factory=list)  # (step, complete)
     info: RunInfo | None = None
-    # The curves kept small for drawing (see Curve); a snapshot carries their points as (steps, values).
+    # The curves, each kept at most 2 x MAX_POINTS buckets (see Curve); a snapshot carries their points.
     curves: dict[str, Curve] = field(default_factory=lambda: {"loss": Curve(), "smoothed": Curve(), "eval": Curve()})
     plot_loss: tuple[list, list] = ([], [])
     plot_smoothed: tuple[list, list] = ([], [])
@@ -114,23 +114,20 @@ class RunHistory:
 
     def add(self, event: ev.Event) -> None:
         if isinstance(event, ev.Step):
-            self.steps.append(event.step)
-            self.losses.append(_number(event.loss))
-            self._smooth(self.losses[-1])
-            self.curves["loss"].add(event.step, self.losses[-1])
-            self.curves["smoothed"].add(event.step, self.smoothed[-1])
-            self.lrs.append(_number(event.lr))
+            loss = _number(event.loss)
+            self.curves["loss"].add(event.step, loss)
+            self.curves["smoothed"].add(event.step, self._smooth(loss))
             self.last_step, self.loading = event, ""
         elif isinstance(event, ev.Eval):
-            self.eval_steps.append(event.step)
-            self.eval_losses.append(_number(event.eval_loss))
-            self.curves["eval"].add(event.step, self.eval_losses[-1])
+            self.curves["eval"].add(event.step, _number(event.eval_loss))
+            self.last_eval = event.eval_loss
             if event.best and event.eval_loss is not None:
                 self.best_eval = (event.step, event.eval_loss)
         elif isinstance(event, ev.Started):
             self.started = event
             if event.resumed_from is not None:  # the curve continues from the checkpoint
-                self._truncate(event.resumed_from)
+                for curve in self.curves.values():
+                    curve.truncate(event.resumed_from)
                 self._log("info", f"resumed from step {event.resumed_from} (pid {event.pid})")
             else:
                 self._log("info", f"started on {event.device} ({event.dtype}), pid {event.pid}, model {event.model}")
@@ -153,42 +150,22 @@ class RunHistory:
         elif isinstance(event, ev.Finished):
             self._log("info", f"finished at step {event.step}; adapter in {event.path}")
 
-    def _smooth(self, loss: float) -> None:
+    def _smooth(self, loss: float) -> float:
         """TensorBoard's exponential moving average, debiased at the start; NaN (a missing loss) is skipped."""
         if not math.isfinite(loss):
-            self.smoothed.append(math.nan)
-            return
+            return math.nan
         last, norm = self._ema
         last, norm = last * SMOOTHING + (1 - SMOOTHING) * loss, norm * SMOOTHING + (1 - SMOOTHING)
         self._ema = (last, norm)
-        self.smoothed.append(last / norm)
-
-    def _truncate(self, step: int) -> None:
-        keep = sum(1 for s in self.steps if s <= step)
-        del self.steps[keep:], self.losses[keep:], self.lrs[keep:]
-        del self.smoothed[:]
-        self._ema = (0.0, 0.0)
-        for loss in self.losses:
-            self._smooth(loss)
-        keep = sum(1 for s in self.eval_steps if s <= step)
-        del self.eval_steps[keep:], self.eval_losses[keep:]
-        self.curves = {"loss": Curve(), "smoothed": Curve(), "eval": Curve()}
-        for x, loss, smoothed in zip(self.steps, self.losses, self.smoothed):
-            self.curves["loss"].add(x, loss)
-            self.curves["smoothed"].add(x, smoothed)
-        for x, loss in zip(self.eval_steps, self.eval_losses):
-            self.curves["eval"].add(x, loss)
+        return last / norm
 
     def _log(self, level: str, text: str) -> None:
         self.log.append(LogLine(level, text))
         self.log_total += 1
 
-    def snapshot(self, full: bool = False) -> RunHistory:
-        """A copy the UI can read while the poller goes on: the thinned curves, or (full) every point."""
-        empty = (array("q"), array("d"), array("d"), array("d"), array("q"), array("d"))
-        curves = (array("q", self.steps), array("d", self.losses), array("d", self.smoothed), array("d", self.lrs),
-                  array("q", self.eval_steps), array("d", self.eval_losses)) if full else empty
-        clone = RunHistory(self.run_id, *curves, self.last_step, self.started, self.loading, self.best_eval,
+    def snapshot(self) -> RunHistory:
+        """A copy the UI can read while the poller goes on, with the curves' points."""
+        clone = RunHistory(self.run_id, self.last_step, self.started, self.loading, self.best_eval, self.last_eval,
                            self.estimate_mb, deque(self.log, maxlen=LOG_LINES), self.log_total,
                            list(self.disk_checkpoints), self.info, {})
         clone.plot_loss = self.curves["loss"].points()
@@ -268,11 +245,11 @@ class ProjectRuns:
         with self._lock:
             return [f.history.info for _id, f in sorted(self._runs.items()) if f.history.info is not None]
 
-    def history(self, run_id: str, full: bool = False) -> RunHistory | None:
-        """What to draw of a run (thinned curves), or with `full` every point."""
+    def history(self, run_id: str) -> RunHistory | None:
+        """What to draw of a run."""
         with self._lock:
             followed = self._runs.get(run_id)
-            return followed.history.snapshot(full) if followed else None
+            return followed.history.snapshot() if followed else None
 
     def running(self) -> RunInfo | None:
         for info in self.infos():

@@ -35,7 +35,12 @@ def pane(app) -> TrainPane:
 
 def shown(app):
     p = pane(app)
-    return p.runs.history(p.shown, full=True) if p.shown else None
+    return p.runs.history(p.shown) if p.shown else None
+
+
+def steps(history) -> list[int]:
+    """The steps the chart draws (every step, while a run is shorter than the chart's buckets)."""
+    return history.plot_loss[0]
 
 
 def status(app) -> str:
@@ -58,7 +63,7 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             assert app.screen.mode == "train"
             assert app.screen.query_one("#stop", Button).disabled  # nothing is running
             await pilot.press("s")
-            await until(pilot, lambda: shown(app) and len(shown(app).steps) >= 3, what="step events")
+            await until(pilot, lambda: shown(app) and len(steps(shown(app))) >= 3, what="step events")
             assert status(app) == "running"
             stats = str(app.screen.query_one("#train-stats").render())
             assert "step " in stats and "tok/s" in stats and "ETA" in stats
@@ -68,7 +73,7 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             await pilot.press("x")  # stop: a checkpoint is saved
             await until(pilot, lambda: status(app) == "stopped", what="stopped")
             history = shown(app)
-            stopped_at = history.steps[-1]
+            stopped_at = steps(history)[-1]
             assert history.info.resumable_step == stopped_at
             assert (stopped_at, True) in history.disk_checkpoints
             await pilot.pause(0.5)
@@ -77,11 +82,11 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
 
             await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
             await pilot.press("r")
-            await until(pilot, lambda: status(app) == "running" and shown(app).steps[-1] > stopped_at + 2,
+            await until(pilot, lambda: status(app) == "running" and steps(shown(app))[-1] > stopped_at + 2,
                         what="resumed steps")
-            steps = list(shown(app).steps)
-            assert steps[:stopped_at] == list(range(1, stopped_at + 1))  # the curve continues
-            assert steps == sorted(steps) and len(set(steps)) == len(steps)
+            seen = steps(shown(app))
+            assert seen[:stopped_at] == list(range(1, stopped_at + 1))  # the curve continues
+            assert seen == sorted(seen) and len(set(seen)) == len(seen)
             run_id = pane(app).shown
         # The app has quit: the worker goes on.
         info = list_runs("t")[0]
@@ -92,9 +97,9 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             assert isinstance(app.screen, ProjectScreen) and app.screen.mode == "train"  # lands on the dashboard
             await until(pilot, lambda: shown(app) and shown(app).info, what="history replayed")
             assert pane(app).shown == run_id
-            before = shown(app).steps
+            before = steps(shown(app))
             assert before[0] == 1 and before[-1] >= stopped_at + 2  # the whole history
-            await until(pilot, lambda: shown(app).steps[-1] > before[-1] + 2, what="live steps")
+            await until(pilot, lambda: steps(shown(app))[-1] > before[-1] + 2, what="live steps")
 
             os.kill(shown(app).info.pid, signal.SIGKILL)
             killed = time.monotonic()
@@ -112,14 +117,14 @@ def test_smoothing_resume_and_thinning():
     history = RunHistory("r")
     for step in (1, 2, 3):
         history.add(ev.Step(step=step, loss=1.0))
-    assert list(history.smoothed) == [1.0, 1.0, 1.0]  # debiased: a flat curve stays flat
-    history.add(ev.Step(step=4, loss=None))  # a NaN loss is written as null
+    assert history.snapshot().plot_smoothed == ([1, 2, 3], [1.0, 1.0, 1.0])  # debiased: a flat curve stays flat
+    history.add(ev.Step(step=4, loss=None))  # a NaN loss is written as null: left out, not drawn as 0
     history.add(ev.Step(step=5, loss=3.0))
-    assert math.isnan(history.smoothed[3]) and 1.0 < history.smoothed[4] < 3.0
+    xs, ys = history.snapshot().plot_smoothed
+    assert xs == [1, 2, 3, 5] and 1.0 < ys[-1] < 3.0
     history.add(ev.Started(resumed_from=2))  # resumed from a checkpoint at step 2: the curve continues from there
     history.add(ev.Step(step=3, loss=2.0))
-    assert list(history.steps) == [1, 2, 3] and list(history.losses) == [1.0, 1.0, 2.0]
-    assert 1.0 < history.smoothed[-1] < 2.0
+    assert history.snapshot().plot_loss == ([1, 2, 3], [1.0, 1.0, 2.0])
 
     xs, ys = thin(list(range(1000)), [float(i) for i in range(1000)], limit=100)
     assert 100 <= len(xs) == len(ys) <= 200 and xs[-1] == 999
@@ -127,3 +132,15 @@ def test_smoothing_resume_and_thinning():
     assert abs(sum(ys) / len(ys) - 499.5) < 5
     xs, ys = thin([1, 2, 3], [1.0, math.nan, 3.0])
     assert (xs, ys) == ([1, 3], [1.0, 3.0])  # missing values are left out
+
+
+def test_a_long_run_keeps_a_bounded_curve():
+    from smolora_engine import events as ev
+
+    history = RunHistory("long")
+    for step in range(1, 200_001):
+        history.add(ev.Step(step=step, loss=1.0 + (step % 10) / 10))
+    for curve in history.curves.values():
+        assert len(curve.xs) <= 2 * curve.limit
+    xs, ys = history.snapshot().plot_loss
+    assert xs[-1] == 200_000 and all(abs(y - 1.45) < 0.01 for y in ys[:-1])  # bucket means of the saw-tooth

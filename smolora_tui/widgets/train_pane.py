@@ -27,6 +27,7 @@ from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
 
 REDRAW_S = 0.25
+LOG_BURST = 40  # at most this many new log lines are written per redraw
 POLL_S = 0.2
 STATUS_STYLE = {"running": "bold green", "starting": "green", "finished": "bold", "stopped": "yellow",
                 "crashed": "bold red", "failed": "bold red"}
@@ -194,8 +195,8 @@ class TrainPane(Widget, can_focus=False):
                 figures.append(f"epoch {step.epoch:.2f}")
             if step.loss is not None:
                 figures.append(f"loss {step.loss:.4f}")
-            if history.eval_losses and math.isfinite(history.eval_losses[-1]):
-                figures.append(f"eval {history.eval_losses[-1]:.4f}")
+            if history.last_eval is not None:
+                figures.append(f"eval {history.last_eval:.4f}")
             if history.best_eval:
                 figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
             lines.append(Text("  ·  ".join(figures)))
@@ -262,6 +263,9 @@ class TrainPane(Widget, can_focus=False):
             log.clear()
             self._log_run, self._log_shown = history.run_id, history.log_total - len(history.log)
         new = history.log_total - self._log_shown
+        if new > LOG_BURST:  # a flood of lines: show the newest, not every one (the pane holds a few anyway)
+            log.clear()
+            new = LOG_BURST
         lines = list(history.log)[-new:] if new > 0 else []
         for line in lines:
             style = {"warning": "yellow", "error": "bold red"}.get(line.level, "")
