@@ -10,6 +10,7 @@ import time
 from . import events as ev
 from . import paths
 from .project import Project
+from .runs import duration, list_run_ids, run_dir
 
 STEPS = 5
 
@@ -18,15 +19,8 @@ def say(n: int, text: str) -> None:
     print(f"[{n}/{STEPS}] {text}", flush=True)
 
 
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def train_with_progress(project: str, max_steps: int | None) -> tuple[int, str | None, float]:
     """Run `smolora train` as a child, printing its progress from the run's events; (exit code, run id, seconds)."""
-    from .runs import list_run_ids, run_dir
-
     before = set(list_run_ids(project))
     cmd = [sys.executable, "-m", "smolora_engine.cli", "train", "--project", project]
     if max_steps:

@@ -357,6 +357,18 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
     return report
 
 
+def export_dir(run_folder: Path, checkpoint: int | None = None) -> Path:
+    """Where a run's GGUF export goes: `exports/gguf/` (or `exports/gguf-step-N/` for a checkpoint)."""
+    return run_folder / "exports" / ("gguf" if checkpoint is None else f"gguf-step-{checkpoint}")
+
+
+def read_export_report(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def export_run(project: str, run_id: str | None = None, checkpoint: int | None = None, quant: str = "q8_0",
                emit: Emit | None = None) -> dict:
     """Export a run's merged model (merging first when it has not been merged)."""
@@ -368,7 +380,6 @@ def export_run(project: str, run_id: str | None = None, checkpoint: int | None =
     merged = merged_dir(folder, checkpoint)
     if read_merge_report(merged) is None:
         merge_run(project, run_id, checkpoint, emit)
-    suffix = "" if checkpoint is None else f"-step-{checkpoint}"
-    report = export_merged(merged, folder / "exports" / f"gguf{suffix}", quant, emit)
+    report = export_merged(merged, export_dir(folder, checkpoint), quant, emit)
     report["run_id"] = run_id
     return report

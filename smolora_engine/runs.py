@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import time
@@ -25,12 +26,22 @@ from pathlib import Path
 import psutil
 
 from . import paths
-from .events import Checkpoint, Eval, Event, Finished, Heartbeat, Started, Step, Stopped, read_events
+from .events import Eval, Event, Finished, Heartbeat, Started, Step, Stopped, read_events
 from .events import Error as ErrorEvent
 
 COMPLETE_MARKER = "smolora-complete.json"
 HEARTBEAT_S = 5.0
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as `42s`, `3m 05s` or `1h 02m` (ETA, elapsed, training time); `?` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def new_run_id() -> str:

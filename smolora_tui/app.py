@@ -8,6 +8,7 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 
 from smolora_engine import paths
 from smolora_engine.projects import create_project
@@ -21,6 +22,12 @@ from .widgets.chat_pane import ChatPane
 from .widgets.merge_pane import MergePane
 from .widgets.train_pane import TrainPane
 from .state import load_state, update_state
+
+
+def first(screen: Screen, kind: type[Widget]) -> Widget | None:
+    """The screen's widget of this kind, or None while it is not built yet (modes are built lazily)."""
+    found = screen.query(kind)
+    return found.first() if found else None
 
 
 class SmoloraApp(App):
@@ -99,21 +106,20 @@ class SmoloraApp(App):
             for key, (mode, text) in enumerate(MODE_HELP.items(), start=1):
                 yield SystemCommand(mode.title(), f"{text} ({key})", lambda mode=mode: screen.action_mode(mode))
             yield SystemCommand("Check data", "Run the data doctor in the background", screen.run_doctor)
-            train = screen.query_one(TrainPane) if screen.query(TrainPane) else None
+            train = first(screen, TrainPane)
             for action, title, text in (("start", "Start training", "A new run with the saved settings"),
                                         ("stop", "Stop training", "Stop the run after saving a checkpoint"),
                                         ("resume", "Resume training", "Continue the shown run from its checkpoint")):
                 if train is not None and train.check_action(action, ()):
                     yield SystemCommand(title, text, lambda action=action: (screen.action_mode("train"),
                                                                              train.run_action(action)))
-            merge = screen.query_one(MergePane) if screen.query(MergePane) else None
+            merge = first(screen, MergePane)
             if merge is not None and merge.source is not None and not merge.busy:
                 yield SystemCommand("Merge adapter", "Merge the chosen adapter into a model folder",
                                     lambda: (screen.action_mode("merge"), merge.action_merge()))
                 yield SystemCommand("Export GGUF", "GGUF and an Ollama Modelfile for the chosen adapter",
                                     lambda: (screen.action_mode("merge"), merge.action_export()))
-            if screen.query(ChatPane):
-                chat = screen.query_one(ChatPane)
+            if (chat := first(screen, ChatPane)) is not None:
                 yield SystemCommand("New conversation", "Clear the chat", lambda: (screen.action_mode("chat"),
                                                                                     chat.action_new()))
             if screen.query("#form") and screen.form.dirty:

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from smolora_engine import events as ev
@@ -204,7 +204,8 @@ class ProjectRuns:
                 with self._lock:
                     self._runs[run_id] = _Followed(self.project, run_id)
                 changed = True
-        for followed in list(self._runs.values()):
+        grew = set()
+        for run_id, followed in list(self._runs.items()):
             new = followed.tail.read_new()
             if new:
                 with self._lock:
@@ -212,12 +213,15 @@ class ProjectRuns:
                         followed.tracker.feed(event)
                         followed.history.add(event)
                 self.events_read += len(new)
-                changed = True
+                grew.add(run_id)
+        changed |= bool(grew)
         now = time.monotonic()
         if force_status or changed or now - self._last_status >= STATUS_EVERY_S:
             self._last_status = now
-            for followed in list(self._runs.values()):
-                changed |= self._refresh_status(followed)
+            for run_id, followed in list(self._runs.items()):
+                # A run that ended and wrote nothing new cannot change: no process or folder checks for it.
+                if force_status or run_id in grew or followed.tracker.final is None or followed.history.info is None:
+                    changed |= self._refresh_status(followed)
         if changed:
             self.dirty = True
         return changed
@@ -228,7 +232,7 @@ class ProjectRuns:
         before = followed.history.info
         key = (info.status, info.resumable_step, info.step)
         with self._lock:
-            followed.history.info = RunInfo(**{**info.__dict__, "events": []})
+            followed.history.info = replace(info, events=[])
             changed = on_disk != followed.history.disk_checkpoints
             followed.history.disk_checkpoints = on_disk
         return changed or before is None or key != (before.status, before.resumable_step, before.step)

@@ -8,16 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from smolora_engine import events as ev
 from smolora_engine.cli import main
 from smolora_engine.demo import demo_train_file
-from smolora_engine.projects import create_project, save_project
+from smolora_engine.projects import create_project
 from smolora_engine.runs import list_runs
-from tests.helpers import make_tiny_model
 
 
 def test_adapter_loads_with_plain_peft_and_merge_checks_itself(trained, capsys):

@@ -253,7 +253,8 @@ class ChatPane(Widget):
         if self._turn is not None and self._turn["answers"]:
             self.conversation.turns.append(self._turn)
             self.conversation.save(self.project_name)
-            self._list_saved()
+            if len(self.conversation.turns) == 1:  # a new file; later turns do not change its title
+                self._list_saved()
         self._turn = None
         self._lock(False)
 

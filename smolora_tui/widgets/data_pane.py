@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, DirectoryTree, Static
 
 from smolora_engine.data.preview import Preview, preview
+
+from ..engine_cli import run_engine
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
 CELL_WIDTH = 60
@@ -152,17 +152,14 @@ class DataPane(Widget):
 
     @work(exclusive=True, group="doctor", exit_on_error=False)
     async def _check(self) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smolora_engine.cli", "data", "check", "--project", self.project_name, "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
+        result = await run_engine("data", "check", "--project", self.project_name, "--json")
         self.query_one("#doctor").remove_class("-running")
         try:
-            report = json.loads(out.decode() or "null")
+            report = json.loads(result.stdout or "null")
         except json.JSONDecodeError:
             report = None
         if not isinstance(report, dict):
-            message = err.decode().strip().splitlines()[-1:] or ["the doctor failed"]
+            message = result.stderr.strip().splitlines()[-1:] or ["the doctor failed"]
             summary = self.query_one("#doctor-summary", Static)
             summary.update(message[0])
             summary.add_class("-error")

@@ -8,7 +8,6 @@ with the output paths, which `c` copies.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from rich.text import Text
@@ -20,9 +19,9 @@ from textual.widget import Widget
 from textual.widgets import Button, Label, ProgressBar, RichLog, Select, Static
 
 from smolora_engine import events as ev
-from smolora_engine.export import REPORT_FILE as EXPORT_REPORT
+from smolora_engine.export import export_dir, read_export_report
 from smolora_engine.merge import merged_dir, read_merge_report
-from smolora_engine.runs import checkpoints, list_runs
+from smolora_engine.runs import checkpoints, list_runs, run_dir
 
 from ..engine_cli import engine_command
 from .train_pane import short_id
@@ -41,17 +40,6 @@ def adapter_sources(project: str) -> list[tuple[str, Source]]:
             if complete and (path / "adapter_config.json").is_file():
                 options.append((f"{short_id(info.run_id)} checkpoint {step}", (info.run_id, step)))
     return options
-
-
-def export_dir(run_folder: Path, checkpoint: int | None) -> Path:
-    return run_folder / "exports" / ("gguf" if checkpoint is None else f"gguf-step-{checkpoint}")
-
-
-def read_export_report(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / EXPORT_REPORT).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def describe_merge(report: dict | None) -> Text:
@@ -148,8 +136,6 @@ class MergePane(Widget):
     def _folders(self) -> tuple[Path, Path] | None:
         if self.source is None:
             return None
-        from smolora_engine.runs import run_dir
-
         folder = run_dir(self.project_name, self.source[0])
         return merged_dir(folder, self.source[1]), export_dir(folder, self.source[1])
 

@@ -7,7 +7,6 @@ four times a second, so a flood of events never slows the keys down.
 
 from __future__ import annotations
 
-import math
 import time
 
 from rich.text import Text
@@ -21,7 +20,7 @@ from textual.widgets import Button, DataTable, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from smolora_engine.runs import RunInfo
+from smolora_engine.runs import RunInfo, duration
 
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
@@ -31,15 +30,6 @@ LOG_BURST = 40  # at most this many new log lines are written per redraw
 POLL_S = 0.2
 STATUS_STYLE = {"running": "bold green", "starting": "green", "finished": "bold", "stopped": "yellow",
                 "crashed": "bold red", "failed": "bold red"}
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def short_id(run_id: str) -> str:
