@@ -48,6 +48,11 @@ class SmoloraApp(App):
         if isinstance(theme, str) and theme in self.available_themes:
             self.theme = theme
         self.theme_changed_signal.subscribe(self, lambda theme: update_state(theme=theme.name))
+        if self.start_project and paths.project_file(self.start_project).exists() \
+                and not paths.check_project_name(self.start_project):
+            # Straight to the project: the list is made when the person goes back to it.
+            self.push_screen(ProjectScreen(self.start_project, self.last_mode(self.start_project)))
+            return
         self.push_screen(ProjectPicker())
         if self.start_project:
             self.open_project(self.start_project)

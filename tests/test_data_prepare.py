@@ -1,13 +1,12 @@
 """Rendering with the chat template, length limits, chunking, split, preview, SmoLoRA parity, CLI."""
 
 import json
-import time
 import warnings
 
 import pytest
 
 from smolora_engine.cli import main
-from smolora_engine.data import DataError, check_data, prepare
+from smolora_engine.data import check_data, prepare
 from smolora_engine.data.compat import (
     DataWarning, chunk_texts, prepare_dataset, read_csv, read_jsonl, read_txt_folder,
 )

@@ -118,7 +118,7 @@ def test_killed_run_is_crashed_then_resumes_exactly(tiny_model_dir, capsys):
     assert k >= 20
     capsys.readouterr()
     assert main(["runs", "--project", "k"]) == 0
-    assert f"crashed" in capsys.readouterr().out and f"resumable at step {k}" in info.describe()
+    assert "crashed" in capsys.readouterr().out and f"resumable at step {k}" in info.describe()
 
     # A checkpoint half-written when the worker died is skipped with a warning.
     half = folder / "checkpoints" / "checkpoint-59"

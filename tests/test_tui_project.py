@@ -201,3 +201,26 @@ async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():
         await pilot.press("f5")
         await pilot.pause()
         assert app.screen.query(SettingsForm)
+
+
+async def test_modes_and_rows_not_on_screen_are_built_after_the_first_frame():
+    """Start-up builds only what the first frame shows; the rest follows without being asked for."""
+    from smolora_engine.project import field_specs
+    from smolora_tui.widgets.chat_pane import ChatPane
+    from smolora_tui.widgets.merge_pane import MergePane
+    from smolora_tui.widgets.train_pane import TrainPane
+
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ProjectScreen) and screen.mode == "settings"
+        for _ in range(50):
+            if screen.later.done and screen.form.later.done:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        for kind in (DataPane, TrainPane, MergePane, ChatPane):
+            assert len(screen.query(kind)) == 1, kind
+        assert len(screen.query(FieldRow)) == len([s for s in field_specs() if s.kind is not dict])
+        assert not any(isinstance(s, ProjectPicker) for s in app.screen_stack)  # made only when going back

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widget import Widget
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
 
 from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking, set_value
@@ -19,7 +19,8 @@ from smolora_engine.projects import ProjectEntry, read_project, save_project
 from smolora_engine.runs import running_holder
 
 from ..dialogs import ConfirmDialog
-from .picker import short_path
+from ..later import Later
+from .picker import ProjectPicker, short_path
 from ..widgets.data_pane import DataPane
 from ..widgets.settings_form import SettingsForm
 from ..widgets.chat_pane import ChatPane
@@ -73,6 +74,8 @@ class ProjectScreen(Screen):
         if running_holder(name):  # a run is going: land on its dashboard
             self.start_mode = "train"
         self.entry: ProjectEntry = read_project(name)
+        self.later = Later(self)  # the modes not shown first, built after the first frame
+        self._mounting: dict[str, AwaitMount] = {}
 
     # ------------------------------------------------------------------ layout
 
@@ -85,32 +88,47 @@ class ProjectScreen(Screen):
             yield Footer()
             return
         with TabbedContent(initial=self.start_mode, id="modes"):
-            with TabPane("1 Data", id="data"):
-                data_path = Path(project.data.path).expanduser() if project.data.path else None
-                root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
-                yield self._later("data", DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
-                                                   data_path if data_path and data_path.is_file() else None,
-                                                   id="data-pane"))
-            with TabPane("2 Settings", id="settings"):
-                with Horizontal(id="settings-bar"):
-                    yield Static("saved", id="settings-status")
-                    yield Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
-                                 prompt="Apply a preset…", id="preset", compact=True)
-                yield self._later("settings", SettingsForm(project, id="form"))
-            with TabPane("3 Train", id="train"):
-                yield self._later("train", TrainPane(self.project_name, id="train-pane"))
-            with TabPane("4 Merge", id="merge"):
-                yield self._later("merge", MergePane(self.project_name, id="merge-pane"))
-            with TabPane("5 Chat", id="chat"):
-                yield self._later("chat", ChatPane(self.project_name, id="chat-pane"))
+            for mode, title in zip(MODES, ("1 Data", "2 Settings", "3 Train", "4 Merge", "5 Chat")):
+                with TabPane(title, id=mode):
+                    if mode == self.start_mode:
+                        yield from self._build(mode)
+                    else:
+                        self.later.add(mode, lambda mode=mode: self._mount_mode(mode))
         yield Footer()
 
-    def _later(self, mode: str, widget: Widget) -> Widget:
-        """The mode shown first is built at once; the others just after the first frame (start-up stays fast)."""
-        return widget if mode == self.start_mode else Lazy(widget)
+    def _build(self, mode: str) -> Iterable[Widget]:
+        """The widgets of one mode. The mode shown first is built at once, the others after the first frame."""
+        project = self.entry.project
+        assert project is not None
+        if mode == "data":
+            data_path = Path(project.data.path).expanduser() if project.data.path else None
+            root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
+            yield DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
+                           data_path if data_path and data_path.is_file() else None, id="data-pane")
+        elif mode == "settings":
+            yield Horizontal(Static("saved", id="settings-status"),
+                             Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
+                                    prompt="Apply a preset…", id="preset", compact=True), id="settings-bar")
+            yield SettingsForm(project, id="form")
+        elif mode == "train":
+            yield TrainPane(self.project_name, id="train-pane")
+        elif mode == "merge":
+            yield MergePane(self.project_name, id="merge-pane")
+        elif mode == "chat":
+            yield ChatPane(self.project_name, id="chat-pane")
+
+    def _mount_mode(self, mode: str) -> None:
+        self._mounting[mode] = self.query_one(f"#{mode}", TabPane).mount_all(list(self._build(mode)))
+
+    async def built(self, mode: str) -> None:
+        """Wait until `mode`'s widgets are mounted (building them now if they were still waiting)."""
+        self.later.now(mode)
+        if mode in self._mounting:
+            await self._mounting[mode]
 
     def on_mount(self) -> None:
         self.title = self.project_name
+        self.later.start()
         self.call_after_refresh(self._summary)
         if self.entry.project is not None:
             self.call_after_refresh(self._mode_shown, self.start_mode)
@@ -135,6 +153,7 @@ class ProjectScreen(Screen):
 
     @property
     def form(self) -> SettingsForm:
+        self.later.now("settings")  # its project and state are there at once; its rows follow
         return self.query_one("#form", SettingsForm)
 
     @property
@@ -143,15 +162,18 @@ class ProjectScreen(Screen):
 
     def action_mode(self, mode: str) -> None:
         if self.entry.project is not None:
+            self.later.now(mode)
             self.query_one("#modes", TabbedContent).active = mode
 
     @on(TabbedContent.TabActivated, "#modes")
     def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.later.now(event.pane.id or "")  # a click on a tab whose mode is not built yet
         self.post_message(self.ModeChanged(self.project_name, event.pane.id or ""))
         self.call_after_refresh(self._mode_shown, event.pane.id or "")
 
-    def _mode_shown(self, mode: str) -> None:
+    async def _mode_shown(self, mode: str) -> None:
         """Focus the mode's main widget, so that its keys work (and show in the footer) at once."""
+        await self.built(mode)
         if mode == "merge":
             self.query_one(MergePane).refresh_sources()
         if mode == "chat":
@@ -160,8 +182,9 @@ class ProjectScreen(Screen):
         if target and (found := self.query(target)):
             found.first().focus()
 
-    def run_doctor(self) -> None:
+    async def run_doctor(self) -> None:
         self.action_mode("data")
+        await self.built("data")
         self.query_one(DataPane).action_check()
 
     # ------------------------------------------------------------------ settings
@@ -208,24 +231,31 @@ class ProjectScreen(Screen):
 
     def action_reload(self) -> None:
         self.entry = read_project(self.project_name)
-        if self.entry.project is not None and not self.query("#form"):  # the file was fixed: build the modes
+        if self.entry.project is not None and not self.query("#modes"):  # the file was fixed: build the modes
             self.app.switch_screen(ProjectScreen(self.project_name))
             return
-        if self.entry.project is not None and self.query("#form"):
+        if self.entry.project is not None:
             self.form.load(self.entry.project, saved=True)
         self._summary()
 
     def action_leave(self) -> None:
         if self.entry.project is None or not self.query("#form") or not self.form.dirty:
-            self.app.pop_screen()
+            self._back()
             return
 
         def answered(discard: bool | None) -> None:
             if discard:
-                self.app.pop_screen()
+                self._back()
 
         self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Leave without saving?",
                                            "Discard changes", danger=True), answered)
+
+    def _back(self) -> None:
+        """To the project list (opened with --project, the list is made only now)."""
+        if any(isinstance(screen, ProjectPicker) for screen in self.app.screen_stack):
+            self.app.pop_screen()
+        else:
+            self.app.switch_screen(ProjectPicker())
 
     # ------------------------------------------------------------------ training
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from textual import on
 from textual.app import ComposeResult
@@ -15,6 +15,10 @@ from smolora_engine.project import (
     FieldSpec, Problem, Project, blocking, field_specs, get_value, parse_assignment, project_from_dict, set_value,
 )
 
+from ..later import Later
+
+# Section titles and rows built before the first frame: more than a laptop-size terminal shows.
+FIRST_PARTS = 8
 SECTION_TITLES = {"model": "Base model", "data": "Data", "lora": "LoRA", "training": "Training",
                   "output": "Output"}
 
@@ -57,9 +61,9 @@ class FieldRow(Vertical):
     FieldRow.-changed .name { color: $warning; }
     """
 
-    def __init__(self, spec: FieldSpec, value: Any):
-        super().__init__(id=field_id(spec.key))
-        self.spec, self.value = spec, value
+    def __init__(self, spec: FieldSpec, value: Any, problem: str | None = None, changed: bool = False):
+        super().__init__(id=field_id(spec.key), classes=("-invalid " if problem else "") + ("-changed" if changed else ""))
+        self.spec, self.value, self.problem = spec, value, problem
 
     def compose(self) -> ComposeResult:
         spec = self.spec
@@ -72,7 +76,7 @@ class FieldRow(Vertical):
                              tooltip=spec.full_doc, compact=True)
             else:
                 yield Input(as_text(spec, self.value), tooltip=spec.full_doc, select_on_focus=False, compact=True)
-        yield Static(spec.full_doc, classes="doc", markup=False)
+        yield Static(self.problem or spec.full_doc, classes="doc", markup=False)
 
     def show_problem(self, problem: str | None) -> None:
         self.set_class(problem is not None, "-invalid")
@@ -109,17 +113,35 @@ class SettingsForm(Widget):
         self.project = project
         self.texts: dict[str, str] = {}  # invalid text kept per field until it is fixed
         self.problems: list[Problem] = []
+        self.later = Later(self)  # rows below the first screenful are built after the first frame
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            section = None
-            for spec in field_specs():
-                if spec.kind is dict:  # data.columns: edited as TOML in the file (shown in Data)
-                    continue
-                if spec.key.split(".")[0] != section:
-                    section = spec.key.split(".")[0]
-                    yield Static(SECTION_TITLES.get(section, section), classes="section")
-                yield FieldRow(spec, get_value(self.project, spec.key))
+        parts: list[str | FieldSpec] = []  # section names and fields, in order
+        section = None
+        for spec in field_specs():
+            if spec.kind is dict:  # data.columns: set from the Data mode's column mapping
+                continue
+            if spec.key.split(".")[0] != section:
+                section = spec.key.split(".")[0]
+                parts.append(section)
+            parts.append(spec)
+        with VerticalScroll(id="fields"):
+            yield from self._widgets(parts[:FIRST_PARTS])
+        self.later.add("rest", lambda: self.query_one("#fields").mount_all(list(self._widgets(parts[FIRST_PARTS:]))))
+
+    def on_mount(self) -> None:
+        self.later.start()
+
+    def _widgets(self, parts: list[str | FieldSpec]) -> Iterable[Widget]:
+        """Section titles and field rows, showing the form's current state (rows built late included)."""
+        problems = {p.field: p.message for p in blocking(self.problems)}
+        for part in parts:
+            if isinstance(part, str):
+                yield Static(SECTION_TITLES.get(part, part), classes="section")
+            else:
+                key = part.key
+                yield FieldRow(part, get_value(self.project, key), problems.get(key),
+                               get_value(self.project, key) != get_value(self.saved, key))
 
     @property
     def dirty(self) -> bool:
