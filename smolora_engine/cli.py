@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import paths
+from .estimate import FactsError, estimate_for, read_facts
 from .project import ProjectError, blocking, field_doc, field_docs, parse_assignment, set_value
 
 Handler = Callable[[argparse.Namespace], int]
@@ -147,10 +148,39 @@ def cmd_model(args: argparse.Namespace) -> int:
     folder = ensure_model(args.spec, progress=lambda msg: print(msg, file=sys.stderr))
     info = {"spec": args.spec, "kind": source.kind, "path": str(folder),
             "prepared_s": round(time.monotonic() - started, 2)}
+    try:
+        facts = read_facts(folder)
+    except FactsError as exc:
+        facts, info["facts_error"] = None, str(exc)
+    info["facts"] = facts.to_dict() if facts else None
     if args.json:
         print_json(info)
+        return 0
+    print(f"{args.spec}: {source.kind} model at {folder}")
+    if facts:
+        print(f"{facts.architecture}: {facts.params:,} parameters, {facts.layers} layers, hidden {facts.hidden}, "
+              f"vocabulary {facts.vocab:,}")
+        print("linear layers (lora.target_modules): "
+              + ", ".join(facts.describe_layer(name) for name in facts.linear))
+    return 0
+
+
+@command("estimate")
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """The memory a project's training needs, from its model's config and safetensors headers."""
+    from .device import choose_device
+    from .models import ensure_model
+    from .projects import load_project
+
+    project = load_project(args.name)
+    facts = read_facts(ensure_model(project.model.base, progress=lambda msg: print(msg, file=sys.stderr)))
+    device = choose_device(project.model.device, project.model.dtype).device
+    result = estimate_for(facts, project, device)
+    if args.json:
+        print_json({"total": result.total, "parts": dict(result.parts()), "device": result.device,
+                    "dtype": result.dtype, "adapter_params": result.adapter_params})
     else:
-        print(f"{args.spec}: {source.kind} model at {folder}")
+        print(result.describe())
     return 0
 
 
@@ -509,6 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="find a base model and prepare it (converts the embedded model once)")
     p.add_argument("spec", nargs="?", default="smollm2-135m-instruct")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("estimate", help="the memory a project's training needs (from the model's files, "
+                                         "without loading it)")
+    p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("data", help="check or preview training data",
