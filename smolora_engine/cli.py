@@ -126,11 +126,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 @command("device")
 def cmd_device(args: argparse.Namespace) -> int:
-    from .device import choose_device
+    from .device import choose_device, device_memory
 
     choice = choose_device(args.device, args.dtype)
     if args.json:
-        print_json({"device": choice.device, "dtype": choice.dtype, "reason": choice.reason})
+        print_json({"device": choice.device, "dtype": choice.dtype, "reason": choice.reason,
+                    "memory_total": device_memory(choice.device)})
     else:
         print(choice.describe())
     return 0

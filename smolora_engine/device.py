@@ -40,6 +40,17 @@ def choose_device(device: str = "auto", dtype: str = "auto") -> DeviceChoice:
     return DeviceChoice(chosen, dtype, reason)
 
 
+def device_memory(device: str) -> int:
+    """Bytes of memory training can use on `device`: the GPU's memory, or the machine's RAM."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_properties(0).total_memory
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
 def torch_dtype(name: str):
     import torch
 

@@ -112,15 +112,57 @@ def resolve_model(spec: str) -> ModelSource:
     snapshot = _hf_cache_snapshot(spec)
     if snapshot is not None:
         return ModelSource(spec, "hf-cache", snapshot)
-    from huggingface_hub.constants import HF_HUB_CACHE
-
     embedded = ", ".join(EMBEDDED_MODELS)
     raise ModelNotFound(
         f"model {spec!r} was not found: it is not an embedded model ({embedded}), not a folder "
-        f"on this machine, and not in the local Hugging Face cache ({HF_HUB_CACHE}). smolora never "
+        f"on this machine, and not in the local Hugging Face cache ({hub_cache_dir()}). smolora never "
         "downloads from a model hub: download the model on a machine with access, copy the folder "
         "here, and set model.base to its path"
     )
+
+
+def hub_cache_dir() -> Path:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return Path(HF_HUB_CACHE)
+
+
+def cached_hub_models() -> list[ModelSource]:
+    """The models in the local Hugging Face cache that can be loaded (a snapshot with config.json)."""
+    found = []
+    cache = hub_cache_dir()
+    for repo in sorted(cache.glob("models--*")) if cache.is_dir() else []:
+        repo_id = repo.name[len("models--"):].replace("--", "/")
+        ref = repo / "refs" / "main"
+        snapshots = [repo / "snapshots" / ref.read_text().strip()] if ref.is_file() else []
+        snapshots += sorted((repo / "snapshots").glob("*"))
+        folder = next((s for s in snapshots if (s / "config.json").is_file()), None)
+        if folder is not None:
+            found.append(ModelSource(repo_id, "hf-cache", folder))
+    return found
+
+
+def available_models() -> list[ModelSource]:
+    """What model.base can name on this machine without a download: embedded models, then the hub cache."""
+    found = []
+    for alias in EMBEDDED_MODELS:
+        try:
+            found.append(resolve_model(alias))
+        except ModelNotFound:
+            continue
+    return found + cached_hub_models()
+
+
+def check_model_folder(path: str) -> str | None:
+    """What is wrong with `path` as a local model folder, or None when it is one."""
+    folder = Path(path).expanduser()
+    if not path.strip():
+        return "type the path of a folder that holds config.json and the weights"
+    if not folder.is_dir():
+        return f"{folder} is not a folder on this machine"
+    if not (folder / "config.json").is_file():
+        return f"{folder} has no config.json: choose the folder that holds config.json and the weights"
+    return None
 
 
 @contextlib.contextmanager

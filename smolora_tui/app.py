@@ -21,6 +21,7 @@ from .screens.project import MODE_HELP, MODES, ProjectScreen
 from .widgets.chat_pane import ChatPane
 from .widgets.merge_pane import MergePane
 from .widgets.train_pane import TrainPane
+from .model_facts import ModelFactsCache
 from .state import load_state, update_state
 
 
@@ -42,6 +43,7 @@ class SmoloraApp(App):
     def __init__(self, project: str | None = None):
         super().__init__()
         self.start_project = project
+        self.model_facts = ModelFactsCache()  # base models' layers and this machine's device, asked once
 
     def on_mount(self) -> None:
         theme = load_state().get("theme")
@@ -130,6 +132,10 @@ class SmoloraApp(App):
             if screen.query("#form") and screen.form.dirty:
                 yield SystemCommand("Save settings", "Write the project file (Ctrl+S)", screen.action_save)
                 yield SystemCommand("Discard changes", "Read the project file again", screen.action_reload)
+            yield SystemCommand("Choose base model", "Embedded, Hugging Face cache or a local folder",
+                                screen.choose_model)
+            yield SystemCommand("Pick LoRA target layers", "From the model's own linear layers",
+                                screen.choose_targets)
             for name, (text, _values) in PRESETS.items():
                 yield SystemCommand(f"Preset: {name}", text, lambda name=name: screen.apply_preset(name))
             yield SystemCommand("Back to projects", "The project list", screen.action_leave)

@@ -224,3 +224,96 @@ async def test_modes_and_rows_not_on_screen_are_built_after_the_first_frame():
             assert len(screen.query(kind)) == 1, kind
         assert len(screen.query(FieldRow)) == len([s for s in field_specs() if s.kind is not dict])
         assert not any(isinstance(s, ProjectPicker) for s in app.screen_stack)  # made only when going back
+
+
+async def wait_until(pilot, predicate, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.1)
+
+
+async def test_choose_a_cached_model_pick_its_layers_and_see_the_memory_estimate(tiny_model_dir, tmp_path,
+                                                                                  monkeypatch):
+    """A model in the local Hugging Face cache is offered; its own linear layers are the targets offered."""
+    import huggingface_hub.constants
+
+    from smolora_engine.estimate import estimate_for, read_facts
+    from smolora_tui.dialogs import ModelPickerDialog, TargetsDialog
+    from textual.widgets import OptionList, SelectionList, Static
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--acme--tiny-llama" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    for file in tiny_model_dir.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    (cache / "models--acme--tiny-llama" / "refs").mkdir()
+    (cache / "models--acme--tiny-llama" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row(app, "model.base").query_one(".chooser").press()
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerDialog)
+                         and app.screen.query_one(OptionList).option_count >= 1)
+        dialog = app.screen
+        specs = [source.spec for source in dialog.sources]
+        assert "acme/tiny-llama" in specs
+        dialog.query_one(OptionList).highlighted = specs.index("acme/tiny-llama")
+        await wait_until(pilot, lambda: "LlamaForCausalLM" in str(dialog.query_one("#detail", Static).render()))
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ProjectScreen)
+        assert row(app, "model.base").query_one(Input).value == "acme/tiny-llama"
+        assert screen.form.project.model.base == "acme/tiny-llama" and screen.form.dirty
+
+        # The estimate follows the chosen model and every setting that costs memory.
+        facts = read_facts(snapshot)
+        estimate = screen.query_one("#estimate", Static)
+        await wait_until(pilot, lambda: "memory to train" in str(estimate.render()))
+        expected = estimate_for(facts, screen.form.project, app.model_facts.machine.device)
+        assert f"{expected.adapter_params / 1e6:.2f} M adapter parameters" in str(estimate.render())
+        before = str(estimate.render())
+        await type_into(pilot, app, "training.max_length", "4096")
+        assert str(estimate.render()) != before
+
+        screen.choose_targets()
+        await wait_until(pilot, lambda: isinstance(app.screen, TargetsDialog))
+        choices = app.screen.query_one(SelectionList)
+        assert choices.option_count == len(facts.linear)
+        choices.deselect_all()
+        choices.select("q_proj")
+        await pilot.pause()
+        app.screen.query_one("#ok").press()
+        await pilot.pause()
+        assert screen.form.project.lora.target_modules == ["q_proj"]
+        assert row(app, "lora.target_modules").query_one(Input).value == "q_proj"
+
+
+async def test_a_model_folder_is_checked_as_it_is_typed(tiny_model_dir, tmp_path):
+    from smolora_tui.dialogs import ModelPickerDialog
+
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.choose_model()
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ModelPickerDialog)
+        folder = dialog.query_one("#folder", Input)
+        folder.focus()
+        await pilot.press(*str(tmp_path))
+        await pilot.pause()
+        assert "has no config.json" in str(dialog.query_one("#error").render())
+        assert dialog.query_one("#use-folder").disabled
+        folder.value = ""
+        await pilot.press(*str(tiny_model_dir))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.form.project.model.base == str(tiny_model_dir.resolve())

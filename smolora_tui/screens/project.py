@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -18,7 +18,9 @@ from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking
 from smolora_engine.projects import ProjectEntry, read_project, save_project
 from smolora_engine.runs import running_holder
 
-from ..dialogs import ConfirmDialog
+from smolora_engine.estimate import GIB, FactsError, estimate_for, gib
+
+from ..dialogs import ConfirmDialog, ModelPickerDialog, TargetsDialog
 from ..later import Later
 from .picker import ProjectPicker, short_path
 from ..widgets.data_pane import DataPane
@@ -50,6 +52,9 @@ class ProjectScreen(Screen):
     ProjectScreen #settings-bar Select { width: 48; }
     ProjectScreen #settings-status.-unsaved { color: $warning; }
     ProjectScreen #settings-status.-invalid { color: $error; }
+    ProjectScreen #estimate { height: auto; padding: 0 1; color: $text-muted; }
+    ProjectScreen #estimate.-tight { color: $warning; }
+    ProjectScreen #estimate.-over { color: $error; }
     """
     BINDINGS = [
         Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
@@ -94,6 +99,7 @@ class ProjectScreen(Screen):
                         yield from self._build(mode)
                     else:
                         self.later.add(mode, lambda mode=mode: self._mount_mode(mode))
+            self.later.add("estimate", self._fetch_facts)
         yield Footer()
 
     def _build(self, mode: str) -> Iterable[Widget]:
@@ -109,6 +115,7 @@ class ProjectScreen(Screen):
             yield Horizontal(Static("saved", id="settings-status"),
                              Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
                                     prompt="Apply a preset…", id="preset", compact=True), id="settings-bar")
+            yield Static("memory estimate: reading the model …", id="estimate", markup=False)
             yield SettingsForm(project, id="form")
         elif mode == "train":
             yield TrainPane(self.project_name, id="train-pane")
@@ -200,6 +207,86 @@ class ProjectScreen(Screen):
                       "● unsaved changes (Ctrl+S saves)" if event.dirty else "saved")
         self.sub_title = ("● " if event.dirty else "") + event.project.model.base
         self._summary()
+        self.show_estimate()
+
+    # ------------------------------------------------------------------ the model: facts, estimate, choosers
+
+    @property
+    def facts(self):
+        return self.app.model_facts
+
+    @work(exclusive=True, group="facts", exit_on_error=False)
+    async def _fetch_facts(self) -> None:
+        """Read the model's facts and this machine's device (child processes), then show the estimate."""
+        base = self.form.project.model.base
+        try:
+            await self.facts.get_machine()
+            await self.facts.get(base)
+        except FactsError:
+            pass  # shown by show_estimate
+        self.show_estimate()
+
+    def show_estimate(self) -> None:
+        """The memory estimate for the settings as they are now (recomputed at every change)."""
+        if not self.query("#estimate"):
+            return
+        line = self.query_one("#estimate", Static)
+        project, cache = self.form.project, self.facts
+        facts, machine = cache.facts.get(project.model.base), cache.machine
+        line.remove_class("-tight", "-over")
+        if facts is None or machine is None:
+            error = cache.errors.get(project.model.base)
+            line.update(f"memory estimate unavailable: {error}" if error else
+                        "memory estimate: reading the model … (the embedded model is converted once, about 20 s)")
+            if error is None:
+                self._fetch_facts()
+            return
+        estimate = estimate_for(facts, project, machine.device)
+        share = estimate.total / machine.memory_total
+        line.set_class(0.8 <= share <= 1, "-tight")
+        line.set_class(share > 1, "-over")
+        memory = "GPU memory" if estimate.device == "cuda" else "RAM"
+        parts = " · ".join(f"{name} {size / GIB:.2f}" for name, size in estimate.parts())
+        line.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
+                    f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
+                    + ("  —  too much: lower max_length or batch_size, or turn gradient_checkpointing on"
+                       if share > 1 else "")
+                    + f"\n{parts} GiB (batches of full length)")
+
+    @on(SettingsForm.ChooseRequested)
+    def _choose(self, event: SettingsForm.ChooseRequested) -> None:
+        if event.key == "model.base":
+            self.choose_model()
+        elif event.key == "lora.target_modules":
+            self.choose_targets()
+
+    def choose_model(self) -> None:
+        def chosen(spec: str | None) -> None:
+            if spec:
+                self.form.edit("model.base", spec)
+
+        self.action_mode("settings")
+        self.app.push_screen(ModelPickerDialog(self.form.project.model.base), chosen)
+
+    @work(exclusive=True, group="choose-targets", exit_on_error=False)
+    async def choose_targets(self) -> None:
+        self.action_mode("settings")
+        project = self.form.project
+        if project.model.base not in self.facts.facts:
+            self.notify(f"reading the layers of {project.model.base} …")
+        try:
+            facts = await self.facts.get(project.model.base)
+        except FactsError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if not facts.linear:
+            self.notify(f"{project.model.base} has no safetensors weights to list layers from: type "
+                        "lora.target_modules by hand", severity="warning")
+            return
+        targets = await self.app.push_screen_wait(TargetsDialog(project.model.base, facts,
+                                                               list(project.lora.target_modules)))
+        if targets:
+            self.form.edit("lora.target_modules", targets)
 
     @on(Select.Changed, "#preset")
     def _preset(self, event: Select.Changed) -> None:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Static, Switch
+from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from smolora_engine.project import (
     FieldSpec, Problem, Project, blocking, field_specs, get_value, parse_assignment, project_from_dict, set_value,
@@ -17,6 +17,11 @@ from smolora_engine.project import (
 
 from ..later import Later
 
+# Fields with a chooser next to their editor: key -> (button label, tooltip).
+CHOOSERS = {
+    "model.base": ("Choose…", "Pick an embedded model, one in the Hugging Face cache, or a local folder"),
+    "lora.target_modules": ("Pick…", "Pick from the model's own linear layers"),
+}
 # Section titles and rows built before the first frame: more than a laptop-size terminal shows.
 FIRST_PARTS = 8
 SECTION_TITLES = {"model": "Base model", "data": "Data", "lora": "LoRA", "training": "Training",
@@ -55,6 +60,7 @@ class FieldRow(Vertical):
     FieldRow .name { width: 26; padding: 0 1 0 0; text-style: bold; }
     FieldRow Input, FieldRow Select { width: 1fr; }
     FieldRow Switch { width: auto; }
+    FieldRow Button { width: auto; min-width: 10; height: 1; border: none; margin-left: 1; }
     FieldRow .doc { color: $text-muted; padding-left: 26; }
     FieldRow.-invalid .doc { color: $error; }
     FieldRow.-invalid Input { background: $error 20%; }
@@ -76,6 +82,9 @@ class FieldRow(Vertical):
                              tooltip=spec.full_doc, compact=True)
             else:
                 yield Input(as_text(spec, self.value), tooltip=spec.full_doc, select_on_focus=False, compact=True)
+            if spec.key in CHOOSERS:
+                label, tooltip = CHOOSERS[spec.key]
+                yield Button(label, tooltip=tooltip, compact=True, classes="chooser")
         yield Static(self.problem or spec.full_doc, classes="doc", markup=False)
 
     def show_problem(self, problem: str | None) -> None:
@@ -101,6 +110,13 @@ class SettingsForm(Widget):
     SettingsForm { height: 1fr; }
     SettingsForm .section { text-style: bold; color: $accent; padding: 1 0 1 0; }
     """
+
+    class ChooseRequested(Message):
+        """A field's chooser button was pressed (the screen opens the dialog)."""
+
+        def __init__(self, key: str):
+            super().__init__()
+            self.key = key
 
     class Edited(Message):
         def __init__(self, project: Project, problems: list[Problem], dirty: bool):
@@ -157,6 +173,12 @@ class SettingsForm(Widget):
                 return node
         return None
 
+    @on(Button.Pressed, ".chooser")
+    def _choose(self, event: Button.Pressed) -> None:
+        event.stop()
+        if (row := self._row(event.button)) is not None:
+            self.post_message(self.ChooseRequested(row.spec.key))
+
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Switch.Changed)
@@ -181,6 +203,8 @@ class SettingsForm(Widget):
         if problem is None:
             self.project, self.problems = candidate, problems
             self.texts.pop(key, None)
+            if not from_text:  # chosen in a dialog: show it in the editor
+                row.set_editor_value(get_value(candidate, key))
         else:
             self.texts[key] = str(raw)
         row.show_problem(problem)
