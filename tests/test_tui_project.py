@@ -317,3 +317,49 @@ async def test_a_model_folder_is_checked_as_it_is_typed(tiny_model_dir, tmp_path
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen.form.project.model.base == str(tiny_model_dir.resolve())
+
+
+async def test_map_odd_column_names_then_see_a_sample_with_its_trained_span(tmp_path, tiny_model_dir):
+    """A CSV with columns q and a: map them to prompt and completion, save, and render one sample."""
+    from textual.widgets import Static
+
+    data = tmp_path / "qa.csv"
+    data.write_text("id,q,a\n1,What is two plus two?,Four.\n2,Name a colour.,Blue.\n")
+    create_project("p", model=str(tiny_model_dir), data=str(data))
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.action_mode("data")
+        await app.screen.built("data")
+        pane = app.screen.query_one(DataPane)
+        await wait_until(pilot, lambda: pane.last_preview is not None and pane.query("#mapping Select"))
+        assert "shape: not recognised" in str(pane.query_one("#preview-info").render())
+
+        def editor(name):
+            return next((s for s in pane.query("#mapping Select") if s.name == name and s.is_mounted), None)
+
+        editor("shape").value = "prompt_completion"
+        await wait_until(pilot, lambda: editor("prompt") is not None)
+        await pilot.pause()
+        editor("prompt").value = "q"
+        await pilot.pause()
+        editor("completion").value = "a"
+        await wait_until(pilot, lambda: "shape: prompt_completion" in str(pane.query_one("#preview-info").render()))
+        pane.query_one("DataTree").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        project = app.screen.form.project
+        assert project.data.shape == "prompt_completion" and project.data.columns == {"prompt": "q",
+                                                                                      "completion": "a"}
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert load_project("p").data.columns == {"prompt": "q", "completion": "a"}
+
+        await pilot.press("v")
+        sample = pane.query_one("#sample-text", Static)
+        await wait_until(pilot, lambda: "tokens" in str(sample.render()))
+        rendered = sample.render()
+        trained = "".join(rendered.plain[span.start:span.end] for span in rendered.spans
+                          if span.style.foreground is not None)
+        masked = "".join(rendered.plain[span.start:span.end] for span in rendered.spans if span.style.dim)
+        assert "Four." in trained and "What is two plus two?" in masked and "Four." not in masked, (rendered.plain, rendered.spans)

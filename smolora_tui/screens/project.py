@@ -110,7 +110,8 @@ class ProjectScreen(Screen):
             data_path = Path(project.data.path).expanduser() if project.data.path else None
             root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
             yield DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
-                           data_path if data_path and data_path.is_file() else None, id="data-pane")
+                           data_path if data_path and data_path.is_file() else None,
+                           shape=project.data.shape, columns=project.data.columns, id="data-pane")
         elif mode == "settings":
             yield Horizontal(Static("saved", id="settings-status"),
                              Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
@@ -290,7 +291,7 @@ class ProjectScreen(Screen):
 
     @on(Select.Changed, "#preset")
     def _preset(self, event: Select.Changed) -> None:
-        if event.value is not Select.BLANK:
+        if event.value is not Select.NULL:
             self.apply_preset(str(event.value))
 
     def apply_preset(self, name: str) -> None:
@@ -366,6 +367,18 @@ class ProjectScreen(Screen):
 
         self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Save them and start training?",
                                            "Save and start"), answered)
+
+    @on(DataPane.MappingChosen)
+    def _mapping(self, event: DataPane.MappingChosen) -> None:
+        project, problems = set_value(self.form.project, "data.shape", event.shape)
+        project, problems = set_value(project, "data.columns", event.columns)
+        if blocking(problems):
+            self.notify(blocking(problems)[0].message, severity="error")
+            return
+        self.form.load(project)
+        mapping = ", ".join(f"{role} = {column}" for role, column in event.columns.items()) or "the default names"
+        self.notify(f"data.shape = {event.shape}, data.columns: {mapping}. Ctrl+S saves (the doctor and the "
+                    "sample read the saved settings)")
 
     @on(DataPane.UseFile)
     def _use_file(self, event: DataPane.UseFile) -> None:

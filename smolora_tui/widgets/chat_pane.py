@@ -402,7 +402,7 @@ class ChatPane(Widget):
 
     @on(Select.Changed, "#saved")
     def _open_saved(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK or self.pending:
+        if event.value is Select.NULL or self.pending:
             return
         try:
             conversation = Conversation.load(Path(str(event.value)))

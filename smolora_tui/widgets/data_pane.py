@@ -9,17 +9,23 @@ from typing import Iterable
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, DirectoryTree, Static
+from rich.text import Text
+from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 
 from smolora_engine.data.preview import Preview, preview
+from smolora_engine.data.shapes import SHAPES, resolve_columns
 
 from ..engine_cli import run_engine
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
 CELL_WIDTH = 60
+# The roles each shape reads, and which of them a row may leave out.
+ROLES = {"text": ("text",), "instruction": ("instruction", "input", "output", "system"),
+         "prompt_completion": ("prompt", "completion"), "chat": ("messages",)}
+OPTIONAL_ROLES = {"input", "system"}
 
 
 class DataTree(DirectoryTree):
@@ -53,6 +59,11 @@ class DataPane(Widget):
     DataPane DataTree { width: 32; border-right: solid $primary-background; }
     DataPane #data-right { width: 1fr; }
     DataPane #preview-info { height: auto; padding: 0 1; background: $panel; }
+    DataPane #mapping { layout: grid; grid-size: 4; grid-columns: auto 1fr auto 1fr; grid-gutter: 0 1;
+                        height: auto; padding: 0 1; background: $panel; }
+    DataPane #sample { display: none; height: auto; max-height: 12; padding: 0 1;
+                       border-top: solid $primary-background; }
+    DataPane #sample.-shown { display: block; }
     DataPane #preview { height: 1fr; }
     DataPane #doctor { height: auto; max-height: 14; padding: 0 1; border-top: solid $primary-background; }
     DataPane #problems-table { height: auto; max-height: 10; }
@@ -63,6 +74,10 @@ class DataPane(Widget):
     BINDINGS = [
         Binding("c", "check", "Check data", id="data.check", tooltip="Run the data doctor on the project's data"),
         Binding("u", "use_file", "Use this file", id="data.use", tooltip="Set data.path to the selected file"),
+        Binding("a", "apply_mapping", "Apply mapping", id="data.mapping",
+                tooltip="Set data.shape and data.columns to the shape and columns chosen above the preview"),
+        Binding("v", "sample", "Sample", id="data.sample",
+                tooltip="Show the next sample as the model sees it: chat template, trained text highlighted"),
     ]
 
     class UseFile(Message):
@@ -70,17 +85,29 @@ class DataPane(Widget):
             super().__init__()
             self.path = path
 
-    def __init__(self, project_name: str, root: Path, selected: Path | None = None, *, id: str | None = None):
+    class MappingChosen(Message):
+        def __init__(self, shape: str, columns: dict[str, str]):
+            super().__init__()
+            self.shape, self.columns = shape, columns
+
+    def __init__(self, project_name: str, root: Path, selected: Path | None = None, *,
+                 shape: str = "auto", columns: dict[str, str] | None = None, id: str | None = None):
         super().__init__(id=id)
         self.project_name, self.root, self.selected = project_name, root, selected
         self.last_preview: Preview | None = None
         self.report: dict | None = None
+        self.shape, self.columns = shape, dict(columns or {})  # the mapping being edited
+        self.sample_index = -1
+        self._mapping_for: tuple = ()  # what the mapping editors were built for
 
     def compose(self) -> ComposeResult:
         yield DataTree(self.root)
         with Vertical(id="data-right"):
             yield Static("Select a file on the left to preview it.", id="preview-info", markup=False)
+            yield Horizontal(id="mapping")
             yield DataTable(id="preview", zebra_stripes=True, cursor_type="row")
+            with VerticalScroll(id="sample"):
+                yield Static(id="sample-text")
             yield Static(id="raw-row", markup=False)
             with Vertical(id="doctor"):
                 yield Static("Press c to check the project's data (the doctor runs in the background).",
@@ -104,7 +131,7 @@ class DataPane(Widget):
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load(self, path: Path, highlight: str | None) -> None:
         try:
-            result = preview(str(path), n=200)
+            result = preview(str(path), n=200, columns=self.columns)
         except Exception as exc:  # unreadable file: say so, keep the app
             self.app.call_from_thread(self._failed, path, exc)
             return
@@ -120,7 +147,9 @@ class DataPane(Widget):
         self.last_preview = result
         info = self.query_one("#preview-info", Static)
         info.remove_class("-error")
-        total = f"{result.total_rows:,} rows" if result.total_rows is not None else "row count unknown (large file)"
+        total = (f"{result.total_rows:,} rows" if result.total_rows is not None else
+                 "rows counted by the check (c)" if result.format in ("csv", "tsv", "json") else
+                 "row count unknown (large file)")
         problems = f", {len(result.problems)} unreadable in the first rows" if result.problems else ""
         info.update(f"{result.source}  ·  {result.format}  ·  shape: {result.shape or 'not recognised'}  ·  "
                     f"{total}{problems}")
@@ -137,6 +166,86 @@ class DataPane(Widget):
         if target is not None:
             table.move_cursor(row=target)
             table.focus()
+        self._show_mapping()
+
+    # ------------------------------------------------------------------ the column mapping
+
+    def _show_mapping(self) -> None:
+        """A shape chooser and, for each role of the shape, the column that fills it."""
+        result = self.last_preview
+        shape = self.shape if self.shape != "auto" else result.shape if result else None
+        built_for = (result and result.source, tuple(result.columns) if result else (), self.shape, shape)
+        if built_for == self._mapping_for:
+            return  # a column was chosen: keep the editors (and the focus) as they are
+        self._mapping_for = built_for
+        box = self.query_one("#mapping", Horizontal)
+        refocus = self.app.focused is not None and self.app.focused.parent is box
+        box.remove_children()
+        if result is None or result.format == "text":
+            return
+        widgets: list[Widget] = [Label("shape"), Select([("auto", "auto"), *((s, s) for s in SHAPES)],
+                                                        value=self.shape, allow_blank=False, compact=True,
+                                                        name="shape", tooltip="What each row is")]
+        resolved = resolve_columns(set(result.columns), self.columns)
+        for role in ROLES.get(shape or "", ()):
+            value = resolved.get(role)
+            widgets += [Label(role + ("?" if role in OPTIONAL_ROLES else "")),
+                        Select([(c, c) for c in result.columns], prompt="(none)", compact=True,
+                               value=value if value in result.columns else Select.NULL,
+                               name=role, tooltip=f"The column that holds the {role}")]
+        box.mount_all(widgets)
+        if refocus:
+            widgets[1].focus()
+
+    @on(Select.Changed, "#mapping Select")
+    def _mapping_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.select.name == "shape":
+            if event.value == self.shape:
+                return
+            self.shape = str(event.value)
+        else:
+            role = event.select.name or ""
+            resolved = resolve_columns(set(self.last_preview.columns if self.last_preview else ()), self.columns)
+            if event.value is Select.NULL:
+                self.columns.pop(role, None)
+            elif resolved.get(role) == event.value:
+                return  # the editor showing what it already has
+            else:
+                self.columns[role] = str(event.value)
+        if self.selected is not None:
+            self.show(self.selected)  # detect the shape again with the new mapping
+
+    def action_apply_mapping(self) -> None:
+        if self.last_preview is None:
+            self.notify("select a data file first", severity="warning")
+            return
+        names = set(self.last_preview.columns)
+        defaults = resolve_columns(names, {})
+        # Only what differs from the names smolora finds by itself is written.
+        columns = {role: col for role, col in self.columns.items() if defaults.get(role) != col}
+        self.post_message(self.MappingChosen(self.shape, columns))
+
+    # ------------------------------------------------------------------ one sample as the model sees it
+
+    def action_sample(self) -> None:
+        self.sample_index += 1
+        self.query_one("#sample").add_class("-shown")
+        self.query_one("#sample-text", Static).update(
+            f"rendering sample {self.sample_index + 1} with the model's chat template … (saved settings)")
+        self._sample(self.sample_index)
+
+    @work(exclusive=True, group="sample", exit_on_error=False)
+    async def _sample(self, index: int) -> None:
+        result = await run_engine("data", "sample", "--project", self.project_name, "--index", str(index), "--json")
+        out = self.query_one("#sample-text", Static)
+        try:
+            sample = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            self.sample_index = -1
+            out.update(Text(result.message, style="red"))
+            return
+        out.update(render_sample(sample, index))
 
     def action_use_file(self) -> None:
         if self.selected is not None:
@@ -211,6 +320,17 @@ class DataPane(Widget):
         raw = self.query_one("#raw-row", Static)
         raw.update(text)
         raw.display = True
+
+
+def render_sample(sample: dict, index: int) -> Text:
+    """A rendered sample: the text the loss is on highlighted, the masked text dimmed."""
+    text = Text()
+    text.append(f"sample {index + 1} · {sample.get('where', '')} · {sample.get('tokens', 0)} tokens, "
+                f"{sample.get('trained_tokens', 0)} trained (highlighted; dimmed text is masked) · v: next\n",
+                style="bold")
+    for segment in sample.get("segments", []):
+        text.append(segment.get("text", ""), style="bold green" if segment.get("trained") else "dim")
+    return text
 
 
 def problem_where(problem: dict) -> str:
