@@ -7,6 +7,7 @@ with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the di
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -15,8 +16,11 @@ import pytest
 from textual.widgets import Input, RichLog, Select
 
 from smolora_engine import events as ev
+from smolora_engine.estimate import ModelFacts
+from smolora_engine.models import DEFAULT_MODEL
 from smolora_engine.projects import create_project, load_project, save_project
 from smolora_tui.app import SmoloraApp
+from smolora_tui.model_facts import Machine
 from tests import scenes
 
 HOME = Path("/tmp/smolora-snapshot-home")
@@ -32,9 +36,16 @@ def home(monkeypatch, shared_models) -> Path:
 
 
 def still(project: str | None = None) -> SmoloraApp:
-    """The app with animations off: a progress bar caught mid-animation differs from run to run."""
+    """The app with animations off: a progress bar caught mid-animation differs from run to run.
+
+    The memory estimate shows this machine's memory: the pictures use a fixed machine, and the
+    embedded model's facts as read from its converted folder (tests/data), so no conversion is waited for.
+    """
     app = SmoloraApp(project=project)
     app.animation_level = "none"
+    facts = json.loads((Path(__file__).parent / "data" / "smollm2-135m-instruct-facts.json").read_text())
+    app.model_facts.facts[DEFAULT_MODEL] = ModelFacts.from_dict(facts)
+    app.model_facts.machine = Machine("cpu", "float32", 16 * 1024 ** 3)
     return app
 
 
@@ -93,7 +104,8 @@ def test_data_with_bad_rows(home, snap_compare):
 
 
 def test_settings(home, snap_compare):
-    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(keys=["2"]))
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "memory to train" in text(app, "#estimate"), keys=["2"]))
 
 
 def test_settings_with_an_invalid_value(home, snap_compare):
@@ -101,7 +113,17 @@ def test_settings_with_an_invalid_value(home, snap_compare):
         await pilot.press("2")
         editor = pilot.app.screen.query_one("#f-lora--r Input", Input)
         editor.value = "-3"
-        await steady()(pilot)
+        await steady(lambda app: "memory to train" in text(app, "#estimate"))(pilot)
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
+
+
+def test_settings_needing_more_memory_than_the_machine_has(home, snap_compare):
+    async def run_before(pilot):
+        await pilot.press("2")
+        await wait_for(pilot, lambda: pilot.app.screen.form.later.done)
+        pilot.app.screen.query_one("#f-training--max_length Input", Input).value = "32768"
+        pilot.app.screen.query_one("#f-training--batch_size Input", Input).value = "8"
+        await steady(lambda app: "too much" in text(app, "#estimate"))(pilot)
     assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
 
 

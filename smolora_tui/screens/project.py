@@ -116,7 +116,10 @@ class ProjectScreen(Screen):
             yield Horizontal(Static("saved", id="settings-status"),
                              Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
                                     prompt="Apply a preset…", id="preset", compact=True), id="settings-bar")
-            yield Static("memory estimate: reading the model …", id="estimate", markup=False)
+            estimate = Static("memory estimate: reading the model …", id="estimate", markup=False)
+            estimate.tooltip = ("Peak memory of a training step whose batches are all max_length tokens long, "
+                                "from the model's config and weight headers (smolora estimate NAME)")
+            yield estimate
             yield SettingsForm(project, id="form")
         elif mode == "train":
             yield TrainPane(self.project_name, id="train-pane")
@@ -250,9 +253,10 @@ class ProjectScreen(Screen):
         parts = " · ".join(f"{name} {size / GIB:.2f}" for name, size in estimate.parts())
         line.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
                     f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
-                    + ("  —  too much: lower max_length or batch_size, or turn gradient_checkpointing on"
+                    + (f"  —  too much: lower max_length or batch_size"
+                       f"{'' if project.training.gradient_checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
-                    + f"\n{parts} GiB (batches of full length)")
+                    + f"\n{parts} GiB")
 
     @on(SettingsForm.ChooseRequested)
     def _choose(self, event: SettingsForm.ChooseRequested) -> None:
