@@ -58,7 +58,10 @@ def shots():
     return [
         ("01-projects", picker, None, [], None),
         ("02-data", lambda: None, "demo", ["1"], shown("#preview-info", "rows")),
-        ("03-settings", lambda: None, "demo", ["2"], None),
+        ("03-settings", lambda: None, "demo", ["2"], shown("#estimate", "memory to train")),
+        ("03b-model-picker", lambda: None, "demo", ["2", lambda app: app.screen.choose_model()],
+         shown("#detail", "parameters")),
+        ("02b-data-sample", lambda: None, "demo", ["1", "v"], shown("#sample-text", "trained")),
         ("04-train", running, "demo", ["3"], shown("#train-stats", "step 17/29")),
         ("05-merge", merged, "demo", ["4"], shown("#export-result", "verified")),
         ("06-chat", chat, "demo", ["5"], lambda app: app.screen.query_one("ChatPane").ready),
@@ -80,8 +83,11 @@ async def take(name, setup, project, keys, ready, out: Path, home: Path, models:
     app.animation_level = "none"  # the same picture every time
     async with app.run_test(size=scenes.SIZE) as pilot:
         await pilot.pause(0.3)
-        for key in keys:
-            await pilot.press(key)
+        for key in keys:  # a key, or something a person does that has no key (opening a dialog)
+            if callable(key):
+                key(app)
+            else:
+                await pilot.press(key)
             await pilot.pause(0.2)
         if ready is not None:
             await until(pilot, ready)

@@ -21,7 +21,7 @@ BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 GIB = 1024 ** 3
 # The tensor names of embeddings and output heads: 2-D weights that are not adapter targets.
 NOT_LINEAR = ("embed", "wte", "wpe", "lm_head", "embed_out", "output.weight", "shared")
-# Python, torch and the CUDA context or CPU runtime, measured once (see bench/memory_estimate.py).
+# Python and torch themselves (with the CUDA context on a GPU): rough figures, not in the model's files.
 RUNTIME_BYTES = {"cpu": int(0.6 * GIB), "cuda": int(0.5 * GIB), "mps": int(0.6 * GIB)}
 
 

@@ -28,5 +28,10 @@ async def run_engine(*args: str) -> Result:
     proc = await asyncio.create_subprocess_exec(
         *engine_command(*args), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # its screen or the app went away: the answer is not wanted
+        if proc.returncode is None:
+            proc.kill()
+        raise
     return Result(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))

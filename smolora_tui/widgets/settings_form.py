@@ -22,8 +22,8 @@ CHOOSERS = {
     "model.base": ("Choose…", "Pick an embedded model, one in the Hugging Face cache, or a local folder"),
     "lora.target_modules": ("Pick…", "Pick from the model's own linear layers"),
 }
-# Section titles and rows built before the first frame: more than a laptop-size terminal shows.
-FIRST_PARTS = 8
+# Section titles and rows built before the first frame: what a laptop-size terminal (100 x 30) shows.
+FIRST_PARTS = 6
 SECTION_TITLES = {"model": "Base model", "data": "Data", "lora": "LoRA", "training": "Training",
                   "output": "Output"}
 
