@@ -39,16 +39,11 @@ class Later:
         # While the app starts, the screen draws its frame from its queue after the signal: queue behind it.
         self.owner.screen.call_later(self._next)
 
-    def now(self, key: str) -> bool:
-        """Build `key` at once if it is still pending; True when it was built here."""
+    def now(self, key: str) -> None:
+        """Build `key` at once if it is still pending."""
         build = self.pending.pop(key, None)
         if build is not None:
             build()
-        return build is not None
-
-    def everything(self) -> None:
-        while self.pending:
-            self.now(next(iter(self.pending)))
 
     @property
     def done(self) -> bool:

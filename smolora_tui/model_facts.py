@@ -31,6 +31,7 @@ class ModelFactsCache:
         self.errors: dict[str, str] = {}
         self.machine: Machine | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._machine_lock = asyncio.Lock()
 
     async def get(self, spec: str) -> ModelFacts:
         """The facts of model `spec`; raises FactsError with a message for a person when there are none."""
@@ -51,11 +52,12 @@ class ModelFactsCache:
             return self.facts[spec]
 
     async def get_machine(self) -> Machine:
-        if self.machine is None:
-            result = await run_engine("device", "--json")
-            try:
-                info = json.loads(result.stdout)
-                self.machine = Machine(info["device"], info["dtype"], int(info["memory_total"]))
-            except (ValueError, KeyError, TypeError):
-                raise FactsError(f"could not tell this machine's device: {result.message}") from None
-        return self.machine
+        async with self._machine_lock:
+            if self.machine is None:
+                result = await run_engine("device", "--json")
+                try:
+                    info = json.loads(result.stdout)
+                    self.machine = Machine(info["device"], info["dtype"], int(info["memory_total"]))
+                except (ValueError, KeyError, TypeError):
+                    raise FactsError(f"could not tell this machine's device: {result.message}") from None
+            return self.machine

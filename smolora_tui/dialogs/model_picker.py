@@ -8,12 +8,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from smolora_engine.estimate import FactsError, read_facts
 from smolora_engine.models import EMBEDDED_MODELS, ModelSource, available_models, check_model_folder
+
+from .frame import Dialog
 
 KIND_TEXT = {"embedded": "embedded, works offline", "hf-cache": "local Hugging Face cache", "local": "local folder"}
 
@@ -42,21 +43,14 @@ def describe(source: ModelSource) -> str:
     return "\n".join(lines)
 
 
-class ModelPickerDialog(ModalScreen["str | None"]):
+class ModelPickerDialog(Dialog["str | None"]):
     """Dismisses with the chosen model.base value, or None."""
 
     DEFAULT_CSS = """
-    ModelPickerDialog { align: center middle; }
-    ModelPickerDialog > Vertical {
-        width: 96; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
-        background: $panel; border: thick $primary;
-    }
+    ModelPickerDialog > Vertical { width: 96; padding: 0 1; }
     ModelPickerDialog .title { text-style: bold; margin-bottom: 1; }
     ModelPickerDialog OptionList { height: auto; max-height: 10; }
     ModelPickerDialog #detail { height: auto; min-height: 3; color: $text-muted; margin: 1 0; }
-    ModelPickerDialog #error { color: $error; height: auto; }
-    ModelPickerDialog Horizontal { height: auto; align-horizontal: right; }
-    ModelPickerDialog Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Close without changing the model")]
 

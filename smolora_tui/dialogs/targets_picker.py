@@ -6,25 +6,22 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList
 
 from smolora_engine.estimate import ModelFacts, targeted
 
+from .frame import Dialog
 
-class TargetsDialog(ModalScreen["list[str] | None"]):
+
+class TargetsDialog(Dialog["list[str] | None"]):
     """Dismisses with the new lora.target_modules (['all-linear'] when every layer is chosen), or None."""
 
     DEFAULT_CSS = """
-    TargetsDialog { align: center middle; }
-    TargetsDialog > Vertical {
-        width: 72; max-width: 100%; height: auto; max-height: 100%; padding: 0 1;
-        background: $panel; border: thick $primary;
-    }
+    TargetsDialog > Vertical { width: 72; padding: 0 1; }
     TargetsDialog .title { text-style: bold; margin-bottom: 1; }
     TargetsDialog SelectionList { height: auto; max-height: 16; }
     TargetsDialog #count { color: $text-muted; margin: 1 0 0 0; }
-    TargetsDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    TargetsDialog Horizontal { margin-top: 1; }
     TargetsDialog Button { margin-left: 1; }
     """
     BINDINGS = [

@@ -6,22 +6,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from .frame import Dialog
 
-class TextInputDialog(ModalScreen["str | None"]):
+
+class TextInputDialog(Dialog["str | None"]):
     """Ask for one line of text, checked as it is typed; dismisses with the text or None."""
 
     DEFAULT_CSS = """
-    TextInputDialog { align: center middle; }
-    TextInputDialog > Vertical {
-        width: 64; height: auto; padding: 1 2;
-        background: $panel; border: thick $primary;
-    }
-    TextInputDialog #error { color: $error; height: auto; }
-    TextInputDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
-    TextInputDialog Button { margin-left: 2; }
+    TextInputDialog Horizontal { margin-top: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Close without doing anything")]
 

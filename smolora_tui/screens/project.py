@@ -22,6 +22,7 @@ from smolora_engine.estimate import GIB, FactsError, estimate_for, gib
 
 from ..dialogs import ConfirmDialog, ModelPickerDialog, TargetsDialog
 from ..later import Later
+from ..model_facts import ModelFactsCache
 from .picker import ProjectPicker, short_path
 from ..widgets.data_pane import DataPane
 from ..widgets.settings_form import SettingsForm
@@ -81,6 +82,7 @@ class ProjectScreen(Screen):
         self.entry: ProjectEntry = read_project(name)
         self.later = Later(self)  # the modes not shown first, built after the first frame
         self._mounting: dict[str, AwaitMount] = {}
+        self._facts_asked: set[str] = set()  # models whose facts were asked for (each once)
 
     # ------------------------------------------------------------------ layout
 
@@ -99,7 +101,7 @@ class ProjectScreen(Screen):
                         yield from self._build(mode)
                     else:
                         self.later.add(mode, lambda mode=mode: self._mount_mode(mode))
-            self.later.add("estimate", self._fetch_facts)
+            self.later.add("estimate", self.show_estimate)
         yield Footer()
 
     def _build(self, mode: str) -> Iterable[Widget]:
@@ -216,16 +218,19 @@ class ProjectScreen(Screen):
     # ------------------------------------------------------------------ the model: facts, estimate, choosers
 
     @property
-    def facts(self):
+    def model_facts(self) -> ModelFactsCache:
         return self.app.model_facts
 
-    @work(exclusive=True, group="facts", exit_on_error=False)
-    async def _fetch_facts(self) -> None:
-        """Read the model's facts and this machine's device (child processes), then show the estimate."""
-        base = self.form.project.model.base
+    @work(group="facts", exit_on_error=False)
+    async def _fetch_facts(self, base: str) -> None:
+        """Read a model's facts and this machine's device (child processes, once), then show the estimate.
+
+        Not exclusive: a newer request must not cancel (and so kill) a conversion already under way;
+        the cache runs each fetch once, and the estimate shown is always the current model's.
+        """
         try:
-            await self.facts.get_machine()
-            await self.facts.get(base)
+            await self.model_facts.get_machine()
+            await self.model_facts.get(base)
         except FactsError:
             pass  # shown by show_estimate
         self.show_estimate()
@@ -235,15 +240,16 @@ class ProjectScreen(Screen):
         if not self.query("#estimate"):
             return
         line = self.query_one("#estimate", Static)
-        project, cache = self.form.project, self.facts
+        project, cache = self.form.project, self.model_facts
         facts, machine = cache.facts.get(project.model.base), cache.machine
         line.remove_class("-tight", "-over")
         if facts is None or machine is None:
             error = cache.errors.get(project.model.base)
             line.update(f"memory estimate unavailable: {error}" if error else
                         "memory estimate: reading the model … (the embedded model is converted once, about 20 s)")
-            if error is None:
-                self._fetch_facts()
+            if error is None and project.model.base not in self._facts_asked:
+                self._facts_asked.add(project.model.base)
+                self._fetch_facts(project.model.base)
             return
         estimate = estimate_for(facts, project, machine.device)
         share = estimate.total / machine.memory_total
@@ -277,10 +283,10 @@ class ProjectScreen(Screen):
     async def choose_targets(self) -> None:
         self.action_mode("settings")
         project = self.form.project
-        if project.model.base not in self.facts.facts:
+        if project.model.base not in self.model_facts.facts:
             self.notify(f"reading the layers of {project.model.base} …")
         try:
-            facts = await self.facts.get(project.model.base)
+            facts = await self.model_facts.get(project.model.base)
         except FactsError as exc:
             self.notify(str(exc), severity="error")
             return
