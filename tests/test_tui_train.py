@@ -43,6 +43,11 @@ def steps(history) -> list[int]:
     return history.plot_loss[0]
 
 
+def drawn(app, selector: str) -> str:
+    """What a dashboard widget shows now (it redraws every REDRAW_S, so tests wait for it)."""
+    return str(app.screen.query_one(selector).render())
+
+
 def status(app) -> str:
     h = shown(app)
     return h.info.status if h and h.info else ""
@@ -65,8 +70,10 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             await pilot.press("s")
             await until(pilot, lambda: shown(app) and len(steps(shown(app))) >= 3, what="step events")
             assert status(app) == "running"
-            stats = str(app.screen.query_one("#train-stats").render())
-            assert "step " in stats and "tok/s" in stats and "ETA" in stats
+            # The dashboard redraws every REDRAW_S: wait for the figures rather than race the timer.
+            await until(pilot, lambda: "step " in drawn(app, "#train-stats"), timeout=5, what="figures drawn")
+            stats = drawn(app, "#train-stats")
+            assert "tok/s" in stats and "ETA" in stats
             assert not app.screen.query_one("#stop", Button).disabled
             assert app.screen.query_one("#start", Button).disabled  # one run at a time
 
@@ -76,8 +83,8 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             stopped_at = steps(history)[-1]
             assert history.info.resumable_step == stopped_at
             assert (stopped_at, True) in history.disk_checkpoints
-            await pilot.pause(0.5)
-            assert f"step {stopped_at} ✓" in str(app.screen.query_one("#checkpoints").render())
+            await until(pilot, lambda: f"step {stopped_at} ✓" in drawn(app, "#checkpoints"), timeout=5,
+                        what="checkpoint listed")
             assert "checkpoint saved" in "\n".join(line.text for line in history.log)
 
             await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
@@ -106,7 +113,7 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             await until(pilot, lambda: status(app) == "crashed", timeout=10, what="crashed")
             assert time.monotonic() - killed < 5
             await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
-            assert "crashed" in str(app.screen.query_one("#train-stats").render())
+            assert "crashed" in drawn(app, "#train-stats")
     finally:
         kill_workers("t")
 
