@@ -108,26 +108,24 @@ def available_memory_mb(device: str) -> float | None:
     return psutil.virtual_memory().available / 2**20
 
 
-def estimate_memory_mb(model, trainable: int, project: Project, longest: int, dtype_bytes: int) -> dict[str, float]:
-    """A coarse, conservative estimate of the training's peak memory (MB)."""
-    config = model.config
-    hidden = getattr(config, "hidden_size", 1024)
-    layers = getattr(config, "num_hidden_layers", 24)
-    inter = getattr(config, "intermediate_size", 4 * hidden)
-    vocab = getattr(config, "vocab_size", 32000)
-    tokens = project.training.batch_size * min(longest, project.training.max_length)
-    weights = sum(p.numel() for p in model.parameters()) * dtype_bytes
-    adapter = trainable * 4 * 4  # weights, gradients, two Adam moments in float32
-    per_layer = (18 * hidden + 4 * inter) * dtype_bytes
-    if project.training.gradient_checkpointing:
-        activations = tokens * (layers * 2 * hidden * dtype_bytes + per_layer)
-    else:
-        activations = tokens * layers * per_layer
-    logits = tokens * vocab * 4 * 3
+def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str) -> dict[str, float] | None:
+    """The settings screen's estimate (estimate.py), for the longest sample this run really has (MB)."""
+    from .estimate import FactsError, estimate_training, read_facts
+    from .models import ensure_model
+
+    try:
+        facts = read_facts(ensure_model(project.model.base))  # loaded already: no conversion happens here
+    except FactsError:
+        return None
+    lora, training = project.lora, project.training
+    estimate = estimate_training(
+        facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
+        batch_size=training.batch_size, max_length=min(longest, training.max_length),
+        gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=dtype,
+    )
     mb = 2**20
-    detail = {"weights": weights / mb, "adapter_and_optimizer": adapter / mb, "activations": activations / mb,
-              "logits": logits / mb, "runtime": 600.0}
-    detail["total"] = sum(detail.values()) * 1.2
+    detail = {name: size / mb for name, size in estimate.parts()}
+    detail["total"] = estimate.total / mb
     return detail
 
 
@@ -327,6 +325,9 @@ def training_args(project: Project, folder: Path, device: str, dtype: str, has_e
     from trl import SFTConfig
 
     t = project.training
+    # transformers 5.23 renamed gradient_checkpointing (the old name still works, with a FutureWarning).
+    renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
+    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": t.gradient_checkpointing}
     return SFTConfig(
         output_dir=str(folder / "checkpoints"),
         per_device_train_batch_size=t.batch_size,
@@ -345,7 +346,7 @@ def training_args(project: Project, folder: Path, device: str, dtype: str, has_e
         eval_steps=t.eval_steps if t.eval_steps > 0 else None,
         seed=t.seed,
         data_seed=t.seed,
-        gradient_checkpointing=t.gradient_checkpointing,
+        **checkpointing,
         bf16=dtype == "bfloat16" and device == "cuda",
         fp16=dtype == "float16" and device == "cuda",
         use_cpu=device == "cpu",
@@ -444,10 +445,11 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         model = get_peft_model(model, lora_config(project))
         trainable, _total = model.get_nb_trainable_parameters()
         longest = max(len(r.input_ids) for r in data.train)
-        estimate = estimate_memory_mb(model, trainable, project, longest, 2 if choice.dtype != "float32" else 4)
+        estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype)
         available = available_memory_mb(choice.device)
-        emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
-        if available is not None and estimate["total"] > available:
+        if estimate is not None:
+            emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
+        if estimate is not None and available is not None and estimate["total"] > available:
             raise TrainingRefused(
                 f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
                 f"{memory_advice(project)}")

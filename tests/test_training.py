@@ -76,6 +76,15 @@ def test_tiny_run_writes_events_checkpoints_and_adapter(tiny_model_dir, capsys):
     assert steps[-1].tokens > steps[0].tokens and steps[-1].eta_s == 0
     frozen = (info.folder / "run.toml").read_text()
     assert "max_steps = 4" in frozen
+    # The worker checks memory with the settings screen's estimate, on the run's real longest sample:
+    # never more than the worst case `smolora estimate` gives, broken into the same parts.
+    from smolora_engine.estimate import GIB, estimate_for, read_facts
+
+    memory = next(e for e in info.events if isinstance(e, ev.MemoryEstimate))
+    worst = estimate_for(read_facts(Path(tiny_model_dir)), load_project("t"), "cpu")
+    assert 0 < memory.estimate_mb <= worst.total / 2**20
+    assert set(memory.detail) == {name for name, _ in worst.parts()} | {"total"}
+    assert memory.detail["weights"] == worst.weights / 2**20 and memory.detail["runtime"] * 2**20 < GIB
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
