@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.detach:
             run_id = start_detached(args.project, args.resume, args.max_steps)
             print(run_id)
-            print(f"training in the background; follow it with `smolora runs --project {args.project}` "
+            print(f"training in the background; follow it with `smolora runs --project {args.project} --follow` "
                   f"or `smolora-tui --project {args.project}`", file=sys.stderr)
             return 0
         if "RANK" not in os.environ:  # not yet under a launcher: wrap in the project's one, if any
@@ -231,6 +231,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     load_project(args.project)
     runs = list_runs(args.project)
+    if args.follow:
+        return follow(args.project, args.run, runs)
     if args.json:
         print_json([r.to_dict() for r in runs])
         return 0
@@ -239,6 +241,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         print(f"{run.run_id}  {run.describe()}" + (f"  ({run.error})" if run.error else ""))
     return 0
+
+
+def follow(project: str, run_id: str | None, runs) -> int:
+    """`smolora runs --follow`: a run's log as it grows; exit 0 when it finished or was stopped, 1 otherwise."""
+    from .runs import console_text, follow_run
+
+    if run_id is None:
+        if not runs:
+            return fail(f"project {project!r} has no runs to follow; start one with "
+                        f"`smolora train --project {project} --detach`")
+        run_id = runs[-1].run_id
+    elif run_id not in {r.run_id for r in runs}:
+        return fail(f"project {project!r} has no run {run_id!r}; `smolora runs --project {project}` lists them")
+
+    def say(level: str, text: str) -> None:
+        print(console_text(level, text), flush=True)
+
+    print(f"run {run_id} (Ctrl+C stops following, not the run)", file=sys.stderr)
+    try:
+        info = follow_run(project, run_id, say)
+    except KeyboardInterrupt:
+        return 130
+    print(f"run {run_id}: {info.describe()}")
+    return 0 if info.status in ("finished", "stopped") else 1
 
 
 @command("demo")
@@ -574,8 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", required=True, metavar="NAME")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker is killed")
 
-    p = sub.add_parser("runs", help="list a project's training runs and their status")
+    p = sub.add_parser("runs", help="list a project's training runs and their status, or follow one")
     p.add_argument("--project", required=True, metavar="NAME")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="print a run's log as it grows, until it ends (the newest run unless --run names one)")
+    p.add_argument("--run", metavar="RUN_ID", help="the run to follow")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     for name, text in (("merge", "merge a run's adapter into a standard Hugging Face model folder (checked)"),

@@ -136,7 +136,7 @@ def ollama_template(tokenizer) -> OllamaTemplate:
 
 
 def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int) -> str:
-    lines = [f"# Written by smolora export. Use: ollama create NAME -f Modelfile",
+    lines = ["# Written by smolora export. Use: ollama create NAME -f Modelfile",
              f"FROM ./{gguf_name}"]
     if template.template is not None:
         lines.append(f'TEMPLATE """{template.template}"""')

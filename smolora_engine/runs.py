@@ -26,8 +26,10 @@ from pathlib import Path
 import psutil
 
 from . import paths
-from .events import Eval, Event, Finished, Heartbeat, Started, Step, Stopped, read_events
+from .events import Checkpoint, Eval, Event, EventTail, Finished, Heartbeat, Loading, Log, MemoryEstimate, \
+    Started, Step, Stopped, read_events
 from .events import Error as ErrorEvent
+from .events import Warning as WarningEvent
 
 COMPLETE_MARKER = "smolora-complete.json"
 HEARTBEAT_S = 5.0
@@ -42,6 +44,60 @@ def duration(seconds: float | None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def describe_event(event: Event) -> tuple[str, str] | None:
+    """A training event as a log line, (level, text) with level info, warning or error.
+
+    The worker's console and worker.log, `smolora runs --follow` and the dashboard's log all
+    say it this way. Heartbeats (and kinds a newer writer added) say nothing.
+    """
+    if isinstance(event, Step):
+        parts = [f"step {event.step}/{event.max_steps or '?'}"]
+        if event.loss is not None:
+            parts.append(f"loss {event.loss:.4f}")
+        if event.lr is not None:
+            parts.append(f"lr {event.lr:.2e}")
+        if event.grad_norm is not None:
+            parts.append(f"grad norm {event.grad_norm:.3f}")
+        if event.tokens_per_s:
+            parts.append(f"{event.tokens_per_s:,.0f} tok/s")
+        if event.memory_mb:
+            parts.append(f"memory {event.memory_mb / 1024:.2f} GB")
+        if event.eta_s and event.step < event.max_steps:
+            parts.append(f"ETA {duration(event.eta_s)}")
+        return "info", "  ·  ".join(parts)
+    if isinstance(event, Eval):
+        loss = "?" if event.eval_loss is None else f"{event.eval_loss:.4f}"
+        return "info", f"eval loss {loss} at step {event.step}" + (" (best so far)" if event.best else "")
+    if isinstance(event, Started):
+        if event.resumed_from is not None:
+            return "info", f"resumed from step {event.resumed_from} (pid {event.pid})"
+        return "info", f"started on {event.device} ({event.dtype}), pid {event.pid}, model {event.model}"
+    if isinstance(event, Loading):
+        return "info", event.message
+    if isinstance(event, MemoryEstimate):
+        free = f" of {event.available_mb / 1024:.2f} GB free" if event.available_mb is not None else ""
+        return "info", f"memory needed: about {event.estimate_mb / 1024:.2f} GB{free}"
+    if isinstance(event, Checkpoint):
+        return "info", f"checkpoint at step {event.step}"
+    if isinstance(event, Log):
+        return (event.level if event.level in ("warning", "error") else "info"), event.message
+    if isinstance(event, WarningEvent):
+        return "warning", event.message
+    if isinstance(event, ErrorEvent):
+        return "error", event.message + (f"\n  what to do: {event.hint}" if event.hint else "")
+    if isinstance(event, Stopped):
+        return "info", (f"stopped at step {event.step} ({event.reason or 'asked to stop'})"
+                        + (", checkpoint saved" if event.checkpoint else ""))
+    if isinstance(event, Finished):
+        return "info", f"finished at step {event.step}; adapter in {event.path}"
+    return None
+
+
+def console_text(level: str, text: str) -> str:
+    """A described event as a console line: warnings and errors say which they are."""
+    return text if level == "info" else f"{level}: {text}"
 
 
 def new_run_id() -> str:
@@ -196,6 +252,28 @@ def summarize(project: str, run_id: str, events: list[Event] | None = None) -> R
     info = tracker.resolve()
     info.events = events
     return info
+
+
+def follow_run(project: str, run_id: str, say, poll_s: float = 0.5) -> RunInfo:
+    """Say a run's whole history, then each new event, until it ends (finished, stopped, failed or crashed).
+
+    `say(level, text)` gets each line `describe_event` makes. Following only reads: leaving
+    (Ctrl+C) does not touch the run.
+    """
+    tail, tracker = EventTail(run_dir(project, run_id) / "events.jsonl"), RunTracker(project, run_id)
+
+    def read() -> None:
+        for event in tail.read_new():
+            tracker.feed(event)
+            if described := describe_event(event):
+                say(*described)
+
+    while True:
+        read()
+        if tracker.resolve().status not in ("running", "starting"):
+            read()  # what the worker wrote just before it ended
+            return tracker.resolve()
+        time.sleep(poll_s)
 
 
 def _young(folder: Path, seconds: float = 30.0) -> bool:

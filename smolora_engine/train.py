@@ -31,9 +31,26 @@ from . import events as ev
 from .fsutil import atomic_write_text
 from .project import Project, project_from_dict
 from .runs import (
-    COMPLETE_MARKER, HEARTBEAT_S, checkpoints, latest_complete_checkpoint, list_run_ids, new_run_id,
-    process_start_time, read_run_settings, run_dir, running_holder, summarize, training_lock,
+    COMPLETE_MARKER, HEARTBEAT_S, checkpoints, console_text, describe_event, latest_complete_checkpoint,
+    list_run_ids, new_run_id, process_start_time, read_run_settings, run_dir, running_holder, summarize,
+    training_lock,
 )
+
+
+def quiet_libraries() -> None:
+    """The run's own events say what happens: no progress bars or log dicts from the libraries underneath.
+
+    (transformers' weight-loading and datasets' map progress bars, and a deprecation warning raised
+    inside TRL and PEFT that a user can do nothing about.) Warnings and errors still get through.
+    """
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 class TrainingRefused(Exception):
@@ -60,14 +77,21 @@ def keep_freed_memory() -> None:
 # ------------------------------------------------------------------ events, thread-safe
 
 class Emitter:
-    def __init__(self, path: Path):
+    """Writes the run's events.jsonl; with `echo`, also says each one on stdout (the console, or worker.log)."""
+
+    def __init__(self, path: Path, echo: bool = False):
         self._writer = ev.EventWriter(path)
         self._lock = threading.Lock()
+        self._echo = echo
         self.step: int | None = None
 
     def __call__(self, event: ev.Event) -> ev.Event:
         with self._lock:
-            return self._writer.emit(event)
+            written = self._writer.emit(event)
+            described = describe_event(event) if self._echo else None
+            if described:
+                print(console_text(*described), flush=True)
+            return written
 
     def close(self) -> None:
         with self._lock:
@@ -380,7 +404,7 @@ def run_training(project_name: str, run_id: str | None = None, resume: str | Non
     folder = run_dir(project_name, run_id)
     leader = rank() == 0
     with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
-        emit = Emitter(folder / "events.jsonl" if leader else Path(os.devnull))
+        emit = Emitter(folder / "events.jsonl" if leader else Path(os.devnull), echo=leader)
         heartbeat = Heartbeat(emit)
         stop_flag = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -418,6 +442,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Log(message=f"device: {choice.describe()}"))
         emit(ev.Loading(message=f"loading {project.model.base}", progress=0.0))
         from .models import load_model
+
+        quiet_libraries()
 
         model, tokenizer = load_model(project.model.base, device="cpu", dtype=choice.dtype,
                                       trust_remote_code=project.model.trust_remote_code,
@@ -462,6 +488,9 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                               train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                               callbacks=[callback])
         trainer_ref["trainer"] = trainer
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints each log as a dict; our Step events say it
         emit(ev.Loading(message="training", progress=1.0))
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         step = trainer.state.global_step

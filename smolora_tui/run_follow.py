@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from smolora_engine import events as ev
-from smolora_engine.runs import RunInfo, RunTracker, checkpoints, list_run_ids, run_dir
+from smolora_engine.runs import RunInfo, RunTracker, checkpoints, describe_event, list_run_ids, run_dir
 
 LOG_LINES = 500
 MAX_POINTS = 400  # a chart is only so many cells wide
@@ -118,7 +118,8 @@ class RunHistory:
             self.curves["loss"].add(event.step, loss)
             self.curves["smoothed"].add(event.step, self._smooth(loss))
             self.last_step, self.loading = event, ""
-        elif isinstance(event, ev.Eval):
+            return  # the figures show the step; the log would drown in them
+        if isinstance(event, ev.Eval):
             self.curves["eval"].add(event.step, _number(event.eval_loss))
             self.last_eval = event.eval_loss
             if event.best and event.eval_loss is not None:
@@ -128,27 +129,13 @@ class RunHistory:
             if event.resumed_from is not None:  # the curve continues from the checkpoint
                 for curve in self.curves.values():
                     curve.truncate(event.resumed_from)
-                self._log("info", f"resumed from step {event.resumed_from} (pid {event.pid})")
-            else:
-                self._log("info", f"started on {event.device} ({event.dtype}), pid {event.pid}, model {event.model}")
         elif isinstance(event, ev.Loading):
             self.loading = event.message
-            self._log("info", event.message)
         elif isinstance(event, ev.MemoryEstimate):
             self.estimate_mb = event.estimate_mb
-        elif isinstance(event, ev.Checkpoint):
-            self._log("info", f"checkpoint at step {event.step}")
-        elif isinstance(event, ev.Log):
-            self._log(event.level if event.level in ("warning", "error") else "info", event.message)
-        elif isinstance(event, ev.Warning):
-            self._log("warning", event.message)
-        elif isinstance(event, ev.Error):
-            self._log("error", event.message + (f"\n  what to do: {event.hint}" if event.hint else ""))
-        elif isinstance(event, ev.Stopped):
-            self._log("info", f"stopped at step {event.step} ({event.reason or 'asked to stop'})"
-                      + (", checkpoint saved" if event.checkpoint else ""))
-        elif isinstance(event, ev.Finished):
-            self._log("info", f"finished at step {event.step}; adapter in {event.path}")
+        described = describe_event(event)
+        if described:
+            self._log(*described)
 
     def _smooth(self, loss: float) -> float:
         """TensorBoard's exponential moving average, debiased at the start; NaN (a missing loss) is skipped."""

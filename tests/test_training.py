@@ -294,3 +294,42 @@ def test_best_eval_checkpoint_is_kept_when_older_ones_rotate(tiny_model_dir):
     kept = [step for step, _path, complete in checkpoints(run.folder) if complete]
     assert kept == sorted({best.step, 7, 8})
     assert [e.step for e in evals if e.best][-1] == best.step
+
+
+def test_follow_says_a_detached_runs_log_until_it_ends(tiny_model_dir, capsys):
+    from smolora_engine.train import start_detached
+
+    make_project("f", tiny_model_dir, max_steps=4, save_steps=2, logging_steps=1)
+    run_id = start_detached("f")
+    assert main(["runs", "--project", "f", "--follow"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("started on cpu (float32)")
+    assert any(line.startswith("memory needed: about ") for line in out)
+    assert [line.split()[1] for line in out if line.startswith("step ")] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "checkpoint at step 2" in out and out[-2].startswith("finished at step 4; adapter in ")
+    assert out[-1].startswith(f"run {run_id}: finished, step 4/4, loss ")
+    # The worker's own log says the same lines, not the libraries' progress bars or log dicts.
+    log = (run_dir("f", run_id) / "worker.log").read_text()
+    assert "step 4/4  ·  loss " in log
+    assert "{'loss'" not in log and "it/s]" not in log and "examples/s]" not in log
+
+
+def test_follow_ends_when_the_worker_dies_and_the_cli_says_so(tiny_model_dir, capsys):
+    import threading
+
+    from smolora_engine.runs import follow_run
+    from smolora_engine.train import start_detached
+
+    make_project("fc", tiny_model_dir, max_steps=100000, logging_steps=1)
+    run_id = start_detached("fc")
+    said, ended = [], {}
+    thread = threading.Thread(target=lambda: ended.update(info=follow_run("fc", run_id, lambda *line: said.append(line),
+                                                                          poll_s=0.1)))
+    thread.start()
+    wait_for(lambda: sum(text.startswith("step ") for _level, text in said) >= 2)
+    os.kill(list_runs("fc")[0].pid, signal.SIGKILL)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and ended["info"].status == "crashed"
+    assert main(["runs", "--project", "fc", "--follow"]) == 1  # the history again, then the verdict
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"run {run_id}: crashed")
+    assert main(["runs", "--project", "fc", "--follow", "--run", "nope"]) == 2
