@@ -33,5 +33,20 @@ async def run_engine(*args: str) -> Result:
     except asyncio.CancelledError:  # its screen or the app went away: the answer is not wanted
         if proc.returncode is None:
             proc.kill()
+        await reap(proc)
         raise
     return Result(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a killed child to exit while the event loop still runs its pipes.
+
+    The task may be cancelled again meanwhile (its screen closes, then the app cancels every
+    worker): a killed process ends within milliseconds, so those cancels wait for it too.
+    """
+    while True:
+        try:
+            await proc.wait()
+            return
+        except asyncio.CancelledError:
+            continue
