@@ -97,6 +97,7 @@ async def take(name, setup, project, keys, ready, out: Path, home: Path, models:
             select.value = select._options[1][1]
             app.screen.query_one("#prompt", Input).focus()
         await pilot.pause(0.8)
+        await until(pilot, scenes.tables_measured)
         for editor in app.screen.query(Input):
             editor.cursor_blink = False
         for log in app.screen.query(RichLog):

@@ -24,6 +24,19 @@ RUN_ID = "20261122-102301-7540"
 SIZE = (100, 30)
 
 
+def tables_measured(app) -> bool:
+    """A DataTable measures its columns when it is next idle, which a busy machine can delay past the picture."""
+    from rich.cells import cell_len
+    from textual.widgets import DataTable
+
+    for table in app.screen.query(DataTable):
+        for column in table.ordered_columns:
+            widest = max((cell_len(str(value)) for value in table.get_column(column.key)), default=0)
+            if column.auto_width and column.content_width < widest:
+                return False
+    return True
+
+
 def real_events() -> list[ev.Event]:
     return ev.read_events(DATA / "demo-run-events.jsonl")
 

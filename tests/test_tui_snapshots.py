@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from rich.cells import cell_len
-from textual.widgets import DataTable, Input, RichLog, Select
+from textual.widgets import Input, RichLog, Select
 
 from smolora_engine import events as ev
 from smolora_engine.estimate import ModelFacts
@@ -58,16 +57,6 @@ async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
         await pilot.pause(0.1)
 
 
-def tables_measured(app) -> bool:
-    """A DataTable measures its columns when it is next idle, which a busy machine can delay past the picture."""
-    for table in app.screen.query(DataTable):
-        for column in table.ordered_columns:
-            widest = max((cell_len(str(value)) for value in table.get_column(column.key)), default=0)
-            if column.auto_width and column.content_width < widest:
-                return False
-    return True
-
-
 def steady(predicate=None, keys=(), timeout: float = 60.0):
     """A run_before: press keys, wait for the state, stop cursors blinking, let the redraw settle."""
     async def run_before(pilot) -> None:
@@ -76,7 +65,7 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
         if predicate is not None:
             await wait_for(pilot, lambda: predicate(pilot.app), timeout)
         await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
-        await wait_for(pilot, lambda: tables_measured(pilot.app), timeout)
+        await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
         for editor in pilot.app.screen.query(Input):
             editor.cursor_blink = False
         for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
