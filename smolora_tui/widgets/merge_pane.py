@@ -80,7 +80,8 @@ class MergePane(Widget):
     MergePane #merge-progress { height: 1; }
     MergePane #merge-progress Bar { width: 1fr; }
     MergePane .report { height: auto; margin-top: 1; }
-    MergePane #merge-log { height: 1fr; margin-top: 1; border-top: solid $primary-background; }
+    MergePane #merge-log { height: 1fr; margin-top: 1; border-top: solid $primary-background;
+                           scrollbar-gutter: stable; }
     """
     BINDINGS = [
         Binding("m", "merge", "Merge", id="merge.merge", tooltip="Merge the adapter into a model folder"),
@@ -107,7 +108,7 @@ class MergePane(Widget):
             yield ProgressBar(total=1, id="merge-progress", show_eta=False)
             yield Static(id="merge-result", classes="report")
             yield Static(id="export-result", classes="report")
-            yield RichLog(id="merge-log", max_lines=300, wrap=True, markup=False)
+            yield RichLog(id="merge-log", max_lines=300, wrap=True, min_width=20, markup=False)
 
     def on_mount(self) -> None:
         self.refresh_sources()

@@ -62,8 +62,11 @@ class TrainPane(Widget, can_focus=False):
     TrainPane #train-stats { height: auto; padding: 0 1; background: $panel; }
     TrainPane #train-progress { height: 1; padding: 0 1; }
     TrainPane #train-progress Bar { width: 1fr; }
-    TrainPane #loss-plot { height: 1fr; min-height: 8; }
-    TrainPane #train-log { height: 8; border-top: solid $primary-background; padding: 0 1; }
+    /* The plot and the log share what the figures leave, so the newest log lines stay in view at 80x24. */
+    TrainPane #loss-plot { height: 3fr; min-height: 6; }
+    /* The gutter is kept: lines wrapped before a scrollbar appeared would lose their last columns to it. */
+    TrainPane #train-log { height: 2fr; min-height: 3; max-height: 9; border-top: solid $primary-background;
+                           padding: 0 1; scrollbar-gutter: stable; }
     """
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
@@ -106,7 +109,7 @@ class TrainPane(Widget, can_focus=False):
             yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
             yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
             yield PlotextPlot(id="loss-plot")
-            yield RichLog(id="train-log", max_lines=500, wrap=True, markup=False)
+            yield RichLog(id="train-log", max_lines=500, wrap=True, min_width=20, markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
