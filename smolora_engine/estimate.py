@@ -191,13 +191,17 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
     )
 
 
-def estimate_for(facts: ModelFacts, project: Any, device: str) -> Estimate:
-    """`estimate_training` with a project's settings (`device` is where 'auto' lands on this machine)."""
+def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | None = None) -> Estimate:
+    """`estimate_training` with a project's settings (`device` is where 'auto' lands on this machine).
+
+    With `longest` (the data's longest sample in tokens) batches are that long when shorter than
+    max_length: the peak of training on this data rather than the worst case the settings allow.
+    """
     lora, training = project.lora, project.training
     if project.model.device != "auto":
         device = project.model.device
     return estimate_training(
         facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
-        batch_size=training.batch_size, max_length=training.max_length,
+        batch_size=training.batch_size, max_length=min(training.max_length, longest or training.max_length),
         gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=project.model.dtype,
     )

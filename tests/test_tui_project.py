@@ -186,6 +186,24 @@ async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
         raw = str(pane.query_one("#raw-row").render())
         assert "chat.jsonl:7" in raw and "{broken json" in raw
 
+        # The settings' memory estimate now also gives the figure for this data's longest sample.
+        from smolora_engine.estimate import estimate_for, gib, read_facts
+        from smolora_engine.models import ensure_model
+
+        longest = pane.report["tokens"]["max"]
+        app.screen.action_mode("settings")
+        estimate = app.screen.query_one("#estimate")
+        await wait_until(pilot, lambda: "longest sample" in str(estimate.render()))
+        project = app.screen.form.project
+        expected = estimate_for(read_facts(ensure_model(project.model.base)), project,
+                                app.model_facts.machine.device, longest=longest)
+        assert f"with this data's longest sample ({longest} tokens): ≈ {gib(expected.total)}" \
+            in str(estimate.render())
+        assert expected.total < estimate_for(read_facts(ensure_model(project.model.base)), project,
+                                             app.model_facts.machine.device).total
+        await type_into(pilot, app, "data.path", str(demo_train_file()))  # other data: not checked yet
+        assert "longest sample" not in str(estimate.render())
+
 
 async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():
     create_project("p")

@@ -83,6 +83,7 @@ class ProjectScreen(Screen):
         self.later = Later(self)  # the modes not shown first, built after the first frame
         self._mounting: dict[str, AwaitMount] = {}
         self._facts_asked: set[str] = set()  # models whose facts were asked for (each once)
+        self._checked: tuple[str, int] | None = None  # (what the doctor read, its longest sample in tokens)
 
     # ------------------------------------------------------------------ layout
 
@@ -262,7 +263,27 @@ class ProjectScreen(Screen):
                     + (f"  —  too much: lower max_length or batch_size"
                        f"{'' if project.training.gradient_checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
-                    + f"\n{parts} GiB")
+                    + f"\n{parts} GiB" + self._for_this_data(facts, machine.device))
+
+    def _data_key(self, project) -> str:
+        """What the doctor's token counts depend on: the tokenizer (the model) and the data settings."""
+        return repr((project.model.base, project.data))
+
+    def _for_this_data(self, facts, device: str) -> str:
+        project = self.form.project
+        if self._checked is None or self._checked[0] != self._data_key(project):
+            return ""
+        longest = self._checked[1]
+        if longest >= project.training.max_length:
+            return f"\nthis data's longest sample ({longest:,} tokens) fills max_length: the figure above applies"
+        estimate = estimate_for(facts, project, device, longest=longest)
+        return f"\nwith this data's longest sample ({longest:,} tokens): ≈ {gib(estimate.total)}"
+
+    @on(DataPane.Checked)
+    def _data_checked(self, event: DataPane.Checked) -> None:
+        # The doctor reads the saved settings.
+        self._checked = (self._data_key(self.form.saved), event.longest) if event.longest else None
+        self.show_estimate()
 
     @on(SettingsForm.ChooseRequested)
     def _choose(self, event: SettingsForm.ChooseRequested) -> None:

@@ -85,6 +85,13 @@ class DataPane(Widget):
             super().__init__()
             self.path = path
 
+    class Checked(Message):
+        """The doctor has read the project's (saved) data: its longest sample in tokens, before truncation."""
+
+        def __init__(self, longest: int | None):
+            super().__init__()
+            self.longest = longest
+
     class MappingChosen(Message):
         def __init__(self, shape: str, columns: dict[str, str]):
             super().__init__()
@@ -274,6 +281,8 @@ class DataPane(Widget):
             summary.add_class("-error")
             return
         self.show_report(report)
+        longest = (report.get("tokens") or {}).get("max")
+        self.post_message(self.Checked(longest if isinstance(longest, int) else None))
 
     def show_report(self, report: dict) -> None:
         self.report = report
