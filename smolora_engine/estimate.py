@@ -191,11 +191,13 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
     )
 
 
-def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | None = None) -> Estimate:
+def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | None = None,
+                 dtype: str | None = None) -> Estimate:
     """`estimate_training` with a project's settings (`device` is where 'auto' lands on this machine).
 
     With `longest` (the data's longest sample in tokens) batches are that long when shorter than
     max_length: the peak of training on this data rather than the worst case the settings allow.
+    `dtype` is the precision a worker has chosen (default: the project's, resolved for the device).
     """
     lora, training = project.lora, project.training
     if project.model.device != "auto":
@@ -203,5 +205,5 @@ def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | No
     return estimate_training(
         facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
         batch_size=training.batch_size, max_length=min(training.max_length, longest or training.max_length),
-        gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=project.model.dtype,
+        gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=dtype or project.model.dtype,
     )

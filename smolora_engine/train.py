@@ -134,19 +134,14 @@ def available_memory_mb(device: str) -> float | None:
 
 def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str) -> dict[str, float] | None:
     """The settings screen's estimate (estimate.py), for the longest sample this run really has (MB)."""
-    from .estimate import FactsError, estimate_training, read_facts
+    from .estimate import FactsError, estimate_for, read_facts
     from .models import ensure_model
 
     try:
         facts = read_facts(ensure_model(project.model.base))  # loaded already: no conversion happens here
     except FactsError:
         return None
-    lora, training = project.lora, project.training
-    estimate = estimate_training(
-        facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
-        batch_size=training.batch_size, max_length=min(longest, training.max_length),
-        gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=dtype,
-    )
+    estimate = estimate_for(facts, project, device, longest=longest, dtype=dtype)
     mb = 2**20
     detail = {name: size / mb for name, size in estimate.parts()}
     detail["total"] = estimate.total / mb
