@@ -46,6 +46,22 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def rate_figures(step: Step) -> list[str]:
+    """A step's learning rate, grad norm and speed, as the console and the dashboard show them."""
+    figures = []
+    if step.lr is not None:
+        figures.append(f"lr {step.lr:.2e}")
+    if step.grad_norm is not None:
+        figures.append(f"grad norm {step.grad_norm:.3f}")
+    if step.tokens_per_s:
+        figures.append(f"{step.tokens_per_s:,.0f} tok/s")
+    return figures
+
+
+def memory_figure(memory_mb: float) -> str:
+    return f"memory {memory_mb / 1024:.2f} GB"
+
+
 def describe_event(event: Event) -> tuple[str, str] | None:
     """A training event as a log line, (level, text) with level info, warning or error.
 
@@ -56,14 +72,9 @@ def describe_event(event: Event) -> tuple[str, str] | None:
         parts = [f"step {event.step}/{event.max_steps or '?'}"]
         if event.loss is not None:
             parts.append(f"loss {event.loss:.4f}")
-        if event.lr is not None:
-            parts.append(f"lr {event.lr:.2e}")
-        if event.grad_norm is not None:
-            parts.append(f"grad norm {event.grad_norm:.3f}")
-        if event.tokens_per_s:
-            parts.append(f"{event.tokens_per_s:,.0f} tok/s")
+        parts += rate_figures(event)
         if event.memory_mb:
-            parts.append(f"memory {event.memory_mb / 1024:.2f} GB")
+            parts.append(memory_figure(event.memory_mb))
         if event.eta_s and event.step < event.max_steps:
             parts.append(f"ETA {duration(event.eta_s)}")
         return "info", "  ·  ".join(parts)

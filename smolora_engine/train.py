@@ -470,10 +470,10 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         available = available_memory_mb(choice.device)
         if estimate is not None:
             emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
-        if estimate is not None and available is not None and estimate["total"] > available:
-            raise TrainingRefused(
-                f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
-                f"{memory_advice(project)}")
+            if available is not None and estimate["total"] > available:
+                raise TrainingRefused(
+                    f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
+                    f"{memory_advice(project)}")
         emit(ev.Loading(message="starting the trainer", progress=0.9))
         trainer_cls = make_trainer_class()
         trainer_ref: dict = {}

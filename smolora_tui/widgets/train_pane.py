@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from smolora_engine.runs import RunInfo, duration
+from smolora_engine.runs import RunInfo, duration, memory_figure, rate_figures
 
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
@@ -193,18 +193,12 @@ class TrainPane(Widget, can_focus=False):
             if history.best_eval:
                 figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
             lines.append(Text("  ·  ".join(figures)))
-            more = []
-            if step.lr is not None:
-                more.append(f"lr {step.lr:.2e}")
-            if step.grad_norm is not None:
-                more.append(f"grad norm {step.grad_norm:.3f}")
-            if step.tokens_per_s:
-                more.append(f"{step.tokens_per_s:,.0f} tok/s")
+            more = rate_figures(step)
             if info.status == "running":
                 more.append(f"ETA {duration(step.eta_s)}")
             more.append(f"elapsed {duration(step.elapsed_s)}")
             if step.memory_mb:
-                more.append(f"memory {step.memory_mb / 1024:.2f} GB")
+                more.append(memory_figure(step.memory_mb))
             lines.append(Text("  ·  ".join(more), style="dim" if info.status != "running" else ""))
             bar.update(total=max(step.max_steps, 1), progress=step.step)
         else:
