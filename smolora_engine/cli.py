@@ -490,8 +490,8 @@ def cmd_data(args: argparse.Namespace) -> int:
             tokenizer = load_tokenizer(model.base, model.trust_remote_code)
         report = check_data(settings, tokenizer, training.max_length)
     except DataError as exc:
-        if args.json:
-            print_json({"error": str(exc)})
+        if args.json:  # the report so far too: the app lists the rows that made the data unusable
+            print_json({"error": str(exc), **(exc.report.to_dict() if exc.report else {})})
         return fail(str(exc))
     if args.json:
         print_json(report.to_dict())

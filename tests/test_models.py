@@ -44,7 +44,6 @@ def test_embedded_model_converts_once_then_loads_from_cache(embedded_model):
     model, tokenizer = models.load_model("smollm2-135m-instruct")
     cached_s = time.monotonic() - started
     assert (folder / "smolora-source.json").stat().st_mtime == marker  # not converted again
-    assert cached_s < embedded_model["first_s"]
     print(f"\nembedded model: first (convert) {embedded_model['first_s']:.1f} s, cached load {cached_s:.1f} s")
     assert type(model).__name__ == "LlamaForCausalLM"
     assert "quantization_config" not in model.config.to_dict()

@@ -274,13 +274,32 @@ def test_stop_kills_a_worker_that_does_not_answer(tiny_model_dir):
     os.kill(proc.pid, signal.SIGSTOP)
     started = time.monotonic()
     assert main(["stop", "--project", "stuck", "--timeout", "1"]) == 0
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 60  # it escalated instead of waiting for a step that never ends
     assert proc.wait(timeout=10) == -signal.SIGKILL
     run = only_run("stuck")
     assert run.status == "crashed" and run.resumable and run.resumable_step >= 2
 
 
-def test_best_eval_checkpoint_is_kept_when_older_ones_rotate(tiny_model_dir):
+def test_rotation_keeps_the_newest_and_the_best_checkpoint(tmp_path):
+    """The rotation itself, on checkpoint folders made here: deterministic on every CPU."""
+    from smolora_engine.train import rotate_checkpoints
+
+    for step in range(1, 9):
+        path = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        path.mkdir(parents=True)
+        (path / COMPLETE_MARKER).write_text("{}")
+    half = tmp_path / "checkpoints" / "checkpoint-9"  # incomplete: neither counted nor removed
+    half.mkdir()
+    rotate_checkpoints(tmp_path, keep=2, best_step=3)
+    assert [(step, complete) for step, _path, complete in checkpoints(tmp_path)] == \
+        [(3, True), (7, True), (8, True), (9, False)]
+    rotate_checkpoints(tmp_path, keep=2, best_step=8)  # the best is among the newest: nothing extra is kept
+    assert [step for step, _path, complete in checkpoints(tmp_path) if complete] == [7, 8]
+
+
+def test_a_run_keeps_its_best_eval_checkpoint_when_older_ones_rotate(tiny_model_dir):
+    """End to end: whichever step the best eval falls on (that depends on the CPU's rounding), its
+    checkpoint survives the rotation beside the newest two, and the events mark it best."""
     make_project("best", tiny_model_dir, max_steps=8, save_steps=1, eval_steps=1, keep_checkpoints=2,
                  learning_rate=3.0, warmup_ratio=0.0, scheduler="constant")
     project = load_project("best")
@@ -289,11 +308,12 @@ def test_best_eval_checkpoint_is_kept_when_older_ones_rotate(tiny_model_dir):
     assert main(["train", "--project", "best"]) == 0
     run = only_run("best")
     evals = [e for e in ev.read_events(run.folder / "events.jsonl") if isinstance(e, ev.Eval)]
-    best = min((e for e in evals if e.eval_loss is not None), key=lambda e: e.eval_loss)  # it diverges to NaN
-    assert best.step < 7, "the test needs an early best (a learning rate that diverges)"
+    assert [e.step for e in evals] == list(range(1, 9))
+    finite = [e for e in evals if e.eval_loss is not None]  # a learning rate of 3 may diverge to NaN
+    best = min(finite, key=lambda e: e.eval_loss).step if finite else None
     kept = [step for step, _path, complete in checkpoints(run.folder) if complete]
-    assert kept == sorted({best.step, 7, 8})
-    assert [e.step for e in evals if e.best][-1] == best.step
+    assert kept == sorted({7, 8} | ({best} if best else set()))
+    assert [e.step for e in evals if e.best][-1:] == ([best] if best else [])
 
 
 def test_follow_says_a_detached_runs_log_until_it_ends(tiny_model_dir, capsys):

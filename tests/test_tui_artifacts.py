@@ -101,10 +101,24 @@ async def test_chat_streams_stops_compares_and_reopens(trained):
         assert left.text and right.text and left.text != right.text  # the adapter changes the answer
         assert all("tokens" in b.footer for b in (left, right))
 
+        # A second compare turn: each side is sent its own history, never the other's answers.
+        sent = []
+        write = pane._write
+        pane._write = lambda request: (sent.append(request), write(request))
+        prompt.focus()
+        await pilot.press(*"and again", "enter")
+        await until(pilot, lambda: not pane.pending, what="two more answers")
+        pane._write = write
+        history = {r["model"]: [m["content"] for m in r["messages"] if m["role"] == "assistant"] for r in sent}
+        answered = pane.conversation.turns[1]["answers"]
+        assert answered["base"] != answered["adapter"]
+        assert history["base"][-1] == answered["base"] and history["adapter"][-1] == answered["adapter"]
+        assert [m["content"] for m in sent[0]["messages"] if m["role"] == "user"][-2:] == ["tell me", "and again"]
+
     # The conversation was saved and reopens in a new app.
     (saved,) = chats_dir(trained).glob("*.json")
     turns = json.loads(saved.read_text())["turns"]
-    assert [t["user"] for t in turns] == ["hello", "tell me"]
+    assert [t["user"] for t in turns] == ["hello", "tell me", "and again"]
     assert set(turns[1]["answers"]) == {"base", "adapter"} and turns[1]["settings"]["seed"] == 3
     app = SmoloraApp(project=trained)
     async with app.run_test(size=SIZE) as pilot:
@@ -114,4 +128,4 @@ async def test_chat_streams_stops_compares_and_reopens(trained):
         select.value = str(saved)
         await pilot.pause()
         assert [b.text for b in bubbles(app)][:2] == ["hello", turns[0]["answers"]["adapter"]]
-        assert len(bubbles(app)) == 5  # you, answer, you, base, tuned
+        assert len(bubbles(app)) == 8  # you, answer, then twice: you, base, tuned

@@ -154,6 +154,32 @@ async def test_theme_switch_is_remembered():
         assert app.theme == "textual-light"
 
 
+async def test_the_doctor_shows_why_no_row_is_usable(tmp_path):
+    """Settings that leave no usable row: the app says the engine's message and lists every problem row."""
+    data = tmp_path / "broken.jsonl"
+    data.write_text("\n".join('{"x": %d}' % i for i in range(8)) + "\n")
+    project = create_project("p", data=str(data))
+    project.data.shape = "prompt_completion"
+    project.data.columns = {"prompt": "q", "completion": "a"}
+    from smolora_engine.projects import save_project
+
+    save_project(project)
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.action_mode("data")
+        await pilot.pause()
+        pane = app.screen.query_one(DataPane)
+        await settle(pilot, app)
+        pane.action_check()
+        await settle(pilot, app)
+        summary = pane.query_one("#doctor-summary")
+        text = str(summary.render())
+        assert summary.has_class("-error")
+        assert "no usable rows (8 read)" in text and "broken.jsonl:1" in text and "None" not in text
+        assert pane.query_one("#problems-table", DataTable).row_count == 8
+
+
 async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
     data = tmp_path / "chat.jsonl"
     good = demo_train_file().read_text().splitlines()[:30]

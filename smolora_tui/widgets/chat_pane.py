@@ -58,13 +58,19 @@ class Conversation:
         return f"{self.started}  {first[:40]}"
 
     def messages(self, model: str, system: str = "") -> list[dict]:
-        """The history as chat messages, using the given model's answers (or the tuned one's in compare mode)."""
+        """The history as chat messages with `model`'s own answers.
+
+        In compare mode each side is sent its own history, so the base model never sees (and copies)
+        what the tuned one said. A turn `model` did not answer (the user switched models) contributes
+        the answer that was shown then.
+        """
         out = [{"role": "system", "content": system}] if system else []
         for turn in self.turns:
             out.append({"role": "user", "content": turn["user"]})
             answers = turn.get("answers", {})
-            answer = answers.get(model) or next((a for m, a in answers.items() if m != "base"), None) \
-                or answers.get("base")
+            answer = answers.get(model)
+            if answer is None and answers:
+                answer = next((a for m, a in answers.items() if m != "base"), None) or answers.get("base")
             if answer is not None:
                 out.append({"role": "assistant", "content": answer})
         return out
@@ -349,7 +355,6 @@ class ChatPane(Widget):
         else:
             targets = [model]
         system = self.query_one("#system", Input).value.strip()
-        messages = self.conversation.messages(targets[-1], system) + [{"role": "user", "content": text}]
         self._turn = {"user": text, "answers": {}, "settings": {**sampling, "system": system}}
         box = self.query_one("#conversation", VerticalScroll)
         box.mount(Bubble("you", text, classes="user"))
@@ -358,6 +363,7 @@ class ChatPane(Widget):
         for bubble in bubbles:
             rid = f"{self.conversation.started}-{next(self._ids)}"
             self.pending[rid] = bubble
+            messages = self.conversation.messages(bubble.model_name, system) + [{"role": "user", "content": text}]
             self._write({"id": rid, "messages": messages, "model": bubble.model_name, **sampling})
         self.query_one("#prompt", Input).value = ""
         self._lock(True)

@@ -281,18 +281,26 @@ class DataPane(Widget):
             summary.add_class("-error")
             return
         self.show_report(report)
+        if report.get("error"):
+            return
         longest = (report.get("tokens") or {}).get("max")
         self.post_message(self.Checked(longest if isinstance(longest, int) else None))
 
     def show_report(self, report: dict) -> None:
+        """The doctor's report; when the data cannot be used at all, its error first, then every problem row."""
         self.report = report
         summary = self.query_one("#doctor-summary", Static)
-        summary.remove_class("-error")
+        error = report.get("error")
+        summary.set_class(bool(error), "-error")
         tokens = report.get("tokens") or {}
         problems = report.get("problems", [])
-        lines = [f"{report.get('rows_kept', 0):,} usable of {report.get('rows_read', 0):,} rows ({report.get('shape')})"
+        shape = report.get("shape") or "shape not recognised"
+        lines = [f"{report.get('rows_kept', 0):,} usable of {report.get('rows_read', 0):,} rows ({shape})"
                  f"  ·  {report.get('train_rows', 0):,} train / {report.get('eval_rows', 0):,} eval"
                  f"  ·  {report.get('duplicates', 0):,} duplicates  ·  {len(problems):,} problems"]
+        if error:
+            lines = [f"cannot train on this data: {error}", "fix the rows below (select one to see it), or the "
+                     "column mapping above, then press c again"] + (lines if report.get("rows_read") else [])
         if tokens:
             lines.append(f"tokens per sample: min {tokens.get('min')}, median {tokens.get('median')}, "
                          f"p95 {tokens.get('p95')}, max {tokens.get('max')}  ·  {tokens.get('per_epoch', 0):,} "
