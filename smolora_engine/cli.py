@@ -506,6 +506,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
     """One sample rendered with the chat template: trained spans marked, masked spans plain."""
+    from .data.chat_format import ChatFormat
     from .data.doctor import samples_for_display
     from .data.render import render_sample
     from .models import load_tokenizer
@@ -514,7 +515,8 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
     if len(samples) <= args.index:
         return fail(f"the data has only {len(samples)} usable sample(s)")
     sample = samples[args.index]
-    rendered = render_sample(sample, load_tokenizer(model.base, model.trust_remote_code), training.max_length)
+    rendered = render_sample(sample, load_tokenizer(model.base, model.trust_remote_code), training.max_length,
+                             ChatFormat.of(settings))
     if args.json:
         print_json({"where": sample.where, "segments": [{"text": t, "trained": tr} for t, tr in rendered.segments],
                     "tokens": len(rendered.input_ids), "trained_tokens": rendered.trained_tokens})

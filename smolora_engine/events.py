@@ -184,6 +184,8 @@ class Ready(Event):
 
     kind: ClassVar[str] = "ready"
     models: list[str] = field(default_factory=list)
+    system: str = ""  # the system message a conversation without one gets ("" when the template adds none)
+    system_from: str = ""  # whose rendering that is: "run ID" (as it trained) or "the project's settings"
 
 
 @dataclass

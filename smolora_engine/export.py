@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import events as ev
+from .data.chat_format import ChatFormat
 
 QUANTS = ("f16", "q8_0")
 REPORT_FILE = "smolora-export.json"
@@ -64,19 +65,21 @@ class OllamaTemplate:
     note: str = ""
 
 
-def ollama_template(tokenizer) -> OllamaTemplate:
+def ollama_template(tokenizer, fmt: ChatFormat | None = None) -> OllamaTemplate:
     """Translate the model's chat template into an Ollama (Go) template.
 
     The Jinja template is rendered with marker contents; the text around each
     marker gives each role's prefix and suffix. The parts are then checked by
     rebuilding a system + three-turn conversation and comparing it with the
-    Jinja rendering, character for character.
+    Jinja rendering, character for character. The template is rendered with the
+    run's template options (`fmt`), as training rendered it.
     """
     sys_m, user_m, asst_m, user2_m = "SYSMARKQZX", "USERMARKQZX", "ASSTMARKQZX", "USER2MARKQZX"
     eos = tokenizer.eos_token or ""
+    fmt = fmt or ChatFormat()
 
     def render(messages, generation=False):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+        return fmt.template(tokenizer, messages, generation)
 
     if not getattr(tokenizer, "chat_template", None):
         return OllamaTemplate(None, [eos] if eos else [], "the model has no chat template: Ollama will use the raw prompt")
@@ -135,13 +138,18 @@ def ollama_template(tokenizer) -> OllamaTemplate:
     return OllamaTemplate(template, stops, "translated from the chat template and checked against it")
 
 
-def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int) -> str:
+def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int, system: str = "") -> str:
+    """The Modelfile; `system` is the run's configured system message (data.system_prompt), as it trained."""
     lines = ["# Written by smolora export. Use: ollama create NAME -f Modelfile",
              f"FROM ./{gguf_name}"]
     if template.template is not None:
         lines.append(f'TEMPLATE """{template.template}"""')
     else:
         lines.append(f"# {template.note}")
+    if system and '"""' not in system:
+        lines.append(f'SYSTEM """{system}"""')
+    elif system:
+        lines.append('# the run\'s system message contains """ and cannot be quoted here: set SYSTEM by hand')
     lines += [f"PARAMETER stop {json.dumps(stop)}" for stop in template.stops]
     lines += ["PARAMETER temperature 0.7", "PARAMETER top_p 0.9", f"PARAMETER num_ctx {min(context_length, 4096)}"]
     return "\n".join(lines) + "\n"
@@ -334,16 +342,22 @@ def verify_gguf(merged: Path, gguf_path: Path, tokenizer) -> dict:
             "chat_template": bool(getattr(gguf_tokenizer, "chat_template", None))}
 
 
-def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit | None = None) -> dict:
-    """GGUF + Modelfile for a merged folder, verified; returns the report (also written beside them)."""
+def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit | None = None,
+                  fmt: ChatFormat | None = None) -> dict:
+    """GGUF + Modelfile for a merged folder, verified; returns the report (also written beside them).
+
+    `fmt` is how the run rendered its conversations; the Modelfile's template and system message follow it.
+    """
     from transformers import AutoTokenizer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = out_dir / f"model-{quant}.gguf"
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
     report = write_gguf(merged, gguf_path, quant, emit, tokenizer)
-    template = ollama_template(tokenizer)
-    (out_dir / "Modelfile").write_text(modelfile_text(gguf_path.name, template, report["context_length"]))
+    fmt = fmt or ChatFormat()
+    template = ollama_template(tokenizer, fmt)
+    (out_dir / "Modelfile").write_text(modelfile_text(gguf_path.name, template, report["context_length"],
+                                                      fmt.system))
     report["modelfile"] = str(out_dir / "Modelfile")
     report["ollama_template"] = template.note
     _progress(emit, "checking the GGUF against the merged model", 0.7)
@@ -373,13 +387,14 @@ def export_run(project: str, run_id: str | None = None, checkpoint: int | None =
                emit: Emit | None = None) -> dict:
     """Export a run's merged model (merging first when it has not been merged)."""
     from .merge import merge_run, merged_dir, read_merge_report
-    from .runs import resolve_adapter, run_dir
+    from .runs import read_run_settings, resolve_adapter, run_dir
 
     run_id, _adapter = resolve_adapter(project, run_id, checkpoint)
     folder = run_dir(project, run_id)
     merged = merged_dir(folder, checkpoint)
     if read_merge_report(merged) is None:
         merge_run(project, run_id, checkpoint, emit)
-    report = export_merged(merged, export_dir(folder, checkpoint), quant, emit)
+    fmt = ChatFormat.of(read_run_settings(project, run_id).get("data", {}))
+    report = export_merged(merged, export_dir(folder, checkpoint), quant, emit, fmt)
     report["run_id"] = run_id
     return report

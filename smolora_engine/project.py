@@ -97,6 +97,19 @@ class DataSettings:
     columns: dict = setting(
         {}, "Column mapping for non-standard names, e.g. {text = \"body\"} or {prompt = \"q\", completion = \"a\"}.",
     )
+    pair_format: str = setting(
+        "auto", "Prompt/completion rows: chat renders them as a user and an assistant turn through the model's "
+        "chat template, raw as prompt + completion (for base models); auto: chat when the model has a template.",
+        choices=("auto", "chat", "raw"),
+    )
+    system_prompt: str = setting(
+        "", "System message for conversations that have none (empty: the chat template's own default). "
+        "Chat, serve and the Ollama Modelfile use the one the run trained with.",
+    )
+    template_options: dict = setting(
+        {}, "Extra variables for the chat template, e.g. {enable_thinking = false} for Qwen3; "
+        "used in training and in chat alike.",
+    )
     chunk_size: int = setting(0, "Split long texts into pieces of this many units (0: no chunking).", non_negative_int)
     chunk_unit: str = setting("tokens", "What chunk_size counts: tokens (model tokenizer) or words (as SmoLoRA).",
                               choices=("tokens", "words"))

@@ -126,19 +126,23 @@ class Engine:
 
     def __init__(self, project: str, run_id: str | None = None, checkpoint: int | None = None,
                  progress: Callable[[str], None] | None = None):
+        from .data.chat_format import ChatFormat
         from .device import choose_device
         from .models import load_model
         from .projects import load_project
-        from .runs import NoAdapter, resolve_adapter, run_base_model
+        from .runs import NoAdapter, read_run_settings, resolve_adapter, run_base_model
 
         say = progress or (lambda _message: None)
         settings = load_project(project)
         base, trust = settings.model.base, settings.model.trust_remote_code
         self.adapter_path: Path | None = None
         self.run_id: str | None = None
+        # How conversations are rendered: as the run trained (its frozen settings), else as the project says.
+        self.format = ChatFormat.of(settings.data)
         try:
             self.run_id, self.adapter_path = resolve_adapter(project, run_id, checkpoint)
             base, trust = run_base_model(project, self.run_id)
+            self.format = ChatFormat.of(read_run_settings(project, self.run_id).get("data", {}))
         except NoAdapter:
             if run_id or checkpoint is not None:
                 raise
@@ -194,7 +198,7 @@ class Engine:
         if request.messages is not None:
             if not getattr(self.tokenizer, "chat_template", None):
                 raise BadRequest("this model has no chat template: send a plain prompt instead of messages")
-            text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+            text = self.format.prompt(self.tokenizer, request.messages)
             return self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.device)
         return self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
 
@@ -271,7 +275,8 @@ def serve(engine: Engine, stdin: IO[str], stdout: IO[str]) -> int:
             pending.put(data)
         pending.put(None)
 
-    emit(ev.Ready(models=engine.models))
+    emit(ev.Ready(models=engine.models, system=engine.format.system_in_effect(engine.tokenizer),
+                  system_from="run " + engine.run_id if engine.run_id else "the project's settings"))
     threading.Thread(target=read, name="smolora-serve-stdin", daemon=True).start()
     while (data := pending.get()) is not None:
         rid = str(data.get("id", "")) if isinstance(data, dict) else ""

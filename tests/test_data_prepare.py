@@ -168,3 +168,94 @@ def test_cli_data_sample_marks_trained_span(tmp_path, capsys, tiny_model_dir):
     assert main(["data", "sample", "--project", "p"]) == 0
     out = capsys.readouterr().out
     assert "<<<Yo<|im_end|>>>>" in out and "<|im_start|>user\nHi" in out
+
+
+SMOLLM2_LIKE = (  # a ChatML template that inserts its own system message, as SmolLM2's and Qwen2.5's do
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful bot.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@pytest.fixture
+def default_system_tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = SMOLLM2_LIKE
+    return tokenizer
+
+
+def test_pairs_render_through_the_chat_template_with_the_loss_on_the_answer(tokenizer):
+    from smolora_engine.data.chat_format import ChatFormat
+
+    sample = Sample("x", prompt="What is 2+2?", completion="4")
+    rendered = render_sample(sample, tokenizer)  # auto: the model has a template
+    assert "".join(text for text, _ in rendered.segments) == tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}], tokenize=False)
+    assert [text for text, trained in rendered.segments if trained] == ["4<|im_end|>"]
+    raw = render_sample(sample, tokenizer, fmt=ChatFormat(pairs="raw"))  # for base models: plain concatenation
+    assert "".join(text for text, _ in raw.segments) == "What is 2+2?4<|im_end|>"
+    assert trained_text(tokenizer, raw).replace(" ", "") == "4<|im_end|>"
+
+
+def test_pair_format_chat_without_a_template_is_a_clear_problem(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from smolora_engine.data.chat_format import ChatFormat
+    from smolora_engine.data.render import RenderError
+
+    bare = AutoTokenizer.from_pretrained(tiny_model_dir)
+    bare.chat_template = None
+    sample = Sample("x", prompt="Q", completion="A")
+    assert "".join(t for t, _ in render_sample(sample, bare).segments) == "QA<|im_end|>"  # auto: raw
+    with pytest.raises(RenderError, match="pair_format"):
+        render_sample(sample, bare, fmt=ChatFormat(pairs="chat"))
+
+
+@pytest.mark.parametrize("prompt, completion, shape", [
+    ("q", "a", "prompt_completion"), ("question", "answer", "prompt_completion"),
+    ("input", "output", "prompt_completion"), ("prompt", "response", "prompt_completion"),
+    ("query", "answer", "prompt_completion"), ("instruction", "response", "instruction"),
+])
+def test_common_column_pairs_are_detected(tmp_path, prompt, completion, shape):
+    from smolora_engine.data.shapes import detect_shape
+
+    assert detect_shape([{prompt: "What is 2+2?", completion: "4"}] * 3) == shape
+    f = tmp_path / "pairs.csv"
+    f.write_text(f"{prompt},{completion}\nWhat is 2+2?,4\nAnd 3+3?,6\n")
+    assert preview(str(f)).shape == shape
+
+
+def test_the_system_message_training_used_is_the_one_chat_uses(default_system_tokenizer, tokenizer):
+    from smolora_engine.data.chat_format import ChatFormat, template_default_system
+
+    assert template_default_system(default_system_tokenizer) == "You are a helpful bot."
+    assert template_default_system(tokenizer) == ""  # the plain ChatML template adds none
+    fmt = ChatFormat.of(DataSettings(system_prompt="Answer in French."))
+    assert fmt.system_in_effect(default_system_tokenizer) == "Answer in French."
+    assert ChatFormat().system_in_effect(default_system_tokenizer) == "You are a helpful bot."
+    sample = Sample("x", messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Salut"}])
+    trained = "".join(text for text, _ in render_sample(sample, default_system_tokenizer, fmt=fmt).segments)
+    asked = fmt.prompt(default_system_tokenizer, [{"role": "user", "content": "Hi"}])
+    assert trained.startswith(asked) and "Answer in French." in asked and "helpful bot" not in asked
+    # a conversation that brings its own system message keeps it, in training and in chat
+    own = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+    assert "Be terse." in fmt.prompt(default_system_tokenizer, own) and "French" not in fmt.prompt(
+        default_system_tokenizer, own)
+
+
+def test_template_options_reach_the_template(tokenizer, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from smolora_engine.data.chat_format import ChatFormat
+
+    thinking = AutoTokenizer.from_pretrained(tiny_model_dir)
+    thinking.chat_template = tokenizer.chat_template.replace(
+        "{{ '<|im_start|>assistant\n' }}",
+        "{{ '<|im_start|>assistant\n' }}{% if enable_thinking is defined and not enable_thinking %}"
+        "{{ '<think>\n\n</think>\n\n' }}{% endif %}")
+    user = [{"role": "user", "content": "Hi"}]
+    assert "<think>" in ChatFormat(options={"enable_thinking": False}).prompt(thinking, user)
+    assert "<think>" not in ChatFormat().prompt(thinking, user)

@@ -139,11 +139,13 @@ def test_sharegpt_and_alpaca_become_chat_messages(tmp_path):
 
 
 def test_column_mapping_and_override(tmp_path):
-    f = write(tmp_path / "d.jsonl", json.dumps({"q": "2+2?", "a": "4"}) + "\n")
+    f = write(tmp_path / "d.jsonl", json.dumps({"ask": "2+2?", "reply": "4"}) + "\n")
     with pytest.raises(DataError, match="cannot tell what the rows are"):
         report_for(f)
-    report = report_for(f, columns={"prompt": "q", "completion": "a"})
+    report = report_for(f, columns={"prompt": "ask", "completion": "reply"})
     assert report.shape == "prompt_completion" and report.rows_kept == 1
+    f = write(tmp_path / "qa.jsonl", json.dumps({"q": "2+2?", "a": "4"}) + "\n")  # a common pair: no mapping needed
+    assert report_for(f).shape == "prompt_completion"
     f = write(tmp_path / "b.jsonl", json.dumps({"body": "text here"}) + "\n")
     assert report_for(f, columns={"text": "body"}).rows_kept == 1
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..project import DataSettings
+from .chat_format import ChatFormat
 from .readers import DataProblem, DataSourceError, Row, read_source
 from .render import RenderError, Rendered, render_sample
 from .shapes import Sample, detect_shape, to_sample
@@ -214,14 +215,14 @@ def _dedupe(samples: list[Sample], report: DataReport) -> list[Sample]:
 
 
 def _render_all(samples: list[Sample], tokenizer, max_length: int, over_length: str,
-                report: DataReport) -> list[Rendered]:
+                report: DataReport, fmt: ChatFormat) -> list[Rendered]:
     out = []
     for sample in samples:
         def problem(reason: str, kind: str) -> None:
             report.problems.append(DataProblem(sample.file, sample.line, reason, sample.index, kind=kind))
 
         try:
-            rendered = render_sample(sample, tokenizer, max_length)
+            rendered = render_sample(sample, tokenizer, max_length, fmt)
         except RenderError as exc:
             problem(str(exc), "render")
             continue
@@ -262,7 +263,7 @@ def prepare(settings: DataSettings, tokenizer=None, max_length: int = 1024, seed
     if settings.dedupe:
         samples = _dedupe(samples, report)
     if tokenizer is not None:
-        rendered = _render_all(samples, tokenizer, max_length, settings.over_length, report)
+        rendered = _render_all(samples, tokenizer, max_length, settings.over_length, report, ChatFormat.of(settings))
     else:
         rendered = [Rendered([], []) for _ in samples]
     report.rows_kept = len(rendered)

@@ -1,16 +1,20 @@
 """Rendering: a Sample becomes token ids and labels, with the loss on the answer only.
 
-Chat (and instruction) samples go through the tokenizer's own chat template. The
+Chat (and instruction) samples go through the tokenizer's own chat template, as
+the run's `ChatFormat` says (its system message and template options). The
 trained spans are found by rendering each conversation prefix: the text between
 "prefix + generation prompt" and "prefix + the assistant message" is that
 message's answer (its end-of-turn token included, so the model learns to stop).
-Plain text is trained everywhere; prompt/completion on the completion.
+Prompt/completion rows become a user and an assistant turn when the model has a
+chat template (data.pair_format), else prompt + completion with the loss on the
+completion. Plain text is trained everywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .chat_format import ChatFormat, TemplateError
 from .shapes import Sample
 
 IGNORE = -100
@@ -32,15 +36,16 @@ class RenderError(ValueError):
     pass
 
 
-def _assistant_spans(messages: list[dict[str, str]], tokenizer) -> tuple[str, list[tuple[int, int]]]:
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
+def _assistant_spans(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat) -> tuple[str, list[tuple[int, int]]]:
+    messages = fmt.conversation(messages)
+    full = fmt.template(tokenizer, messages)
     spans = []
     cursor = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True) if i else ""
-        upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        before = fmt.template(tokenizer, messages[:i], generation=True) if i else ""
+        upto = fmt.template(tokenizer, messages[: i + 1])
         if full.startswith(upto) and upto.startswith(before) and len(before) >= cursor:
             start, end = len(before), len(upto)
             # Keep the turn's end token, not the whitespace the template puts after it.
@@ -71,16 +76,22 @@ def _segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]
     return out
 
 
-def render_sample(sample: Sample, tokenizer, max_length: int | None = None) -> Rendered:
-    """Token ids and labels for one sample (truncated to max_length when given)."""
-    if sample.messages:
-        if not getattr(tokenizer, "chat_template", None):
-            raise RenderError("the model's tokenizer has no chat template; use a chat model or plain text data")
-        text, spans = _assistant_spans(sample.messages, tokenizer)
-    elif sample.prompt is not None:
+def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt: ChatFormat | None = None) -> Rendered:
+    """Token ids and labels for one sample (truncated to max_length when given), rendered as `fmt` says."""
+    fmt = fmt or ChatFormat()
+    try:
+        messages = sample.messages
+        if not messages and sample.prompt is not None and fmt.pairs_as_chat(tokenizer):
+            messages = [{"role": "user", "content": sample.prompt},
+                        {"role": "assistant", "content": sample.completion or ""}]
+        if messages:
+            text, spans = _assistant_spans(messages, tokenizer, fmt)
+    except TemplateError as exc:
+        raise RenderError(str(exc)) from None
+    if not messages and sample.prompt is not None:
         text = sample.prompt + (sample.completion or "") + (tokenizer.eos_token or "")
         spans = [(len(sample.prompt), len(text))]
-    else:
+    elif not messages:
         text = (sample.text or "") + (tokenizer.eos_token or "")
         spans = [(0, len(text))]
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)

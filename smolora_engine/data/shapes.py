@@ -6,7 +6,8 @@
 - chat: OpenAI {"messages": [{"role", "content"}]} or ShareGPT {"conversations": [{"from", "value"}]}
 
 Instruction rows become chat messages (so the model's chat template renders them);
-prompt/completion stays plain text with the loss on the completion. A project's
+prompt/completion rows go through the template as a user and an assistant turn too
+when the model has one (data.pair_format), with the loss on the completion. A project's
 `data.columns` maps roles to other column names, e.g. {text = "body"}.
 """
 
@@ -26,8 +27,10 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "input": ("input", "context"),
     "output": ("output", "response"),
     "system": ("system",),
-    "prompt": ("prompt", "question"),
-    "completion": ("completion", "answer", "chosen"),
+    # the pairs people name their columns: prompt/completion, question/answer, q/a, input/output,
+    # instruction/response (an instruction shape), prompt/response, query/answer
+    "prompt": ("prompt", "question", "q", "query", "input"),
+    "completion": ("completion", "answer", "a", "response", "output", "chosen"),
     "text": ("text", "content", "body", "document"),
 }
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",

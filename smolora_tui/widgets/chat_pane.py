@@ -57,14 +57,14 @@ class Conversation:
         first = self.turns[0]["user"] if self.turns else "(empty)"
         return f"{self.started}  {first[:40]}"
 
-    def messages(self, model: str, system: str = "") -> list[dict]:
+    def messages(self, model: str, system: str | None = None) -> list[dict]:
         """The history as chat messages with `model`'s own answers.
 
         In compare mode each side is sent its own history, so the base model never sees (and copies)
         what the tuned one said. A turn `model` did not answer (the user switched models) contributes
-        the answer that was shown then.
+        the answer that was shown then. `system` (even "") replaces the one training used; None keeps it.
         """
-        out = [{"role": "system", "content": system}] if system else []
+        out = [{"role": "system", "content": system}] if system is not None else []
         for turn in self.turns:
             out.append({"role": "user", "content": turn["user"]})
             answers = turn.get("answers", {})
@@ -143,6 +143,8 @@ class ChatPane(Widget):
     ChatPane #serve-status { height: auto; margin-top: 1; }
     ChatPane #serve-status.-error { color: $error; }
     ChatPane #sampling-problem { color: $error; height: auto; }
+    ChatPane #system-note { color: $text-muted; height: auto; }
+    ChatPane #system-note.-changed { color: $warning; }
     """
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="chat.stop", tooltip="Stop the answer being written"),
@@ -162,6 +164,8 @@ class ChatPane(Widget):
         self.pending: dict[str, Bubble] = {}  # request id -> the answer being written
         self._turn: dict | None = None
         self._ids = itertools.count(1)
+        self.trained_system: str | None = None  # the system message training used (None: not known yet)
+        self.system_from = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="chat-main"):
@@ -174,8 +178,9 @@ class ChatPane(Widget):
             with Horizontal(classes="row"):
                 yield Label("Compare base and tuned")
                 yield Switch(False, id="compare")
-            yield Label("System message (optional)")
-            yield Input(placeholder="You are a helpful assistant.", id="system", compact=True)
+            yield Label("System message")
+            yield Input(placeholder="none", id="system", compact=True)
+            yield Static("in effect once the model is loaded", id="system-note", markup=False)
             for key, label, default in SAMPLING:
                 yield Label(label)
                 yield Input("" if default is None else str(default), id=f"s-{key}", compact=True)
@@ -233,6 +238,9 @@ class ChatPane(Widget):
             select = self.query_one("#chat-model", Select)
             select.set_options([(MODEL_LABELS.get(m, m), m) for m in self.models])
             select.value = "adapter" if "adapter" in self.models else self.models[0]
+            self.trained_system, self.system_from = event.system, event.system_from
+            self.query_one("#system", Input).value = event.system
+            self._show_system()
             self._lock(False)
         elif isinstance(event, ev.Token) and event.id in self.pending:
             self.pending[event.id].add(event.text)
@@ -327,6 +335,25 @@ class ChatPane(Widget):
             if self.query(f"#s-{field_key}"):
                 self.query_one(f"#s-{field_key}", Input).add_class("-invalid")
 
+    def system_override(self) -> str | None:
+        """The system field's text when it differs from the one training used (None: as in training)."""
+        system = self.query_one("#system", Input).value.strip()
+        return None if self.trained_system is None or system == self.trained_system.strip() else system
+
+    @on(Input.Changed, "#system")
+    def _show_system(self) -> None:
+        note = self.query_one("#system-note", Static)
+        if self.trained_system is None:
+            return
+        changed = self.system_override() is not None
+        note.set_class(changed, "-changed")
+        if changed:
+            note.update("changed: training used " + (f"{self.trained_system[:60]!r}" if self.trained_system
+                                                     else "no system message") + " (Ctrl+R restores it)")
+        else:
+            note.update(f"as in training ({self.system_from})" if self.trained_system
+                        else f"none, as in training ({self.system_from})")
+
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
@@ -354,8 +381,9 @@ class ChatPane(Widget):
                 sampling["seed"] = int(time.time()) % 100000
         else:
             targets = [model]
-        system = self.query_one("#system", Input).value.strip()
-        self._turn = {"user": text, "answers": {}, "settings": {**sampling, "system": system}}
+        override = self.system_override()  # None: the worker renders with the run's own system message
+        self._turn = {"user": text, "answers": {}, "settings": {
+            **sampling, "system": self.query_one("#system", Input).value.strip(), "system_changed": override is not None}}
         box = self.query_one("#conversation", VerticalScroll)
         box.mount(Bubble("you", text, classes="user"))
         bubbles = [Bubble(MODEL_LABELS.get(m, m), classes="answer", model_name=m) for m in targets]
@@ -363,7 +391,7 @@ class ChatPane(Widget):
         for bubble in bubbles:
             rid = f"{self.conversation.started}-{next(self._ids)}"
             self.pending[rid] = bubble
-            messages = self.conversation.messages(bubble.model_name, system) + [{"role": "user", "content": text}]
+            messages = self.conversation.messages(bubble.model_name, override) + [{"role": "user", "content": text}]
             self._write({"id": rid, "messages": messages, "model": bubble.model_name, **sampling})
         self.query_one("#prompt", Input).value = ""
         self._lock(True)
