@@ -235,3 +235,34 @@ def test_generate_and_chat_commands(trained, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\n/reset\nHi again\n"))
     assert main(["chat", "--project", trained, "--temperature", "0", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.count("adapter> ") == 2
+
+
+def test_serve_and_the_modelfile_render_as_the_run_trained(bpe_model):
+    """The run's frozen data settings decide the rendering, not the project's later edits."""
+    from smolora_engine.data.chat_format import ChatFormat
+    from smolora_engine.export import modelfile_text, ollama_template
+    from smolora_engine.projects import load_project, save_project
+    from smolora_engine.serve import Engine, parse_request
+
+    project = create_project("sys", model=str(bpe_model), data=str(demo_train_file()))
+    project.data.system_prompt = "Sign every answer."
+    project.training.max_steps, project.training.grad_accum, project.training.eval_steps = 1, 1, 0
+    project.training.max_length = 64
+    save_project(project)
+    assert main(["train", "--project", "sys"]) == 0
+    project = load_project("sys")
+    project.data.system_prompt = "Edited after the run."
+    save_project(project)
+
+    engine = Engine("sys")
+    assert engine.run_id and engine.format.system == "Sign every answer."
+    request = parse_request({"id": "1", "messages": [{"role": "user", "content": "Hi"}]}, "adapter")
+    asked = engine.tokenizer.decode(engine.encode(request)["input_ids"][0])
+    assert "Sign every answer." in asked and "Edited" not in asked
+    own = parse_request({"id": "2", "messages": [{"role": "system", "content": "Be terse."},
+                                                 {"role": "user", "content": "Hi"}]}, "adapter")
+    assert "Sign every answer." not in engine.tokenizer.decode(engine.encode(own)["input_ids"][0])
+
+    fmt = ChatFormat(system="Sign every answer.")
+    text = modelfile_text("model.gguf", ollama_template(engine.tokenizer, fmt), 2048, fmt.system)
+    assert 'SYSTEM """Sign every answer."""' in text and "{{ if .System }}" in text

@@ -67,6 +67,18 @@ async def test_chat_streams_stops_compares_and_reopens(trained):
         assert app.screen.query_one("#chat-model", Select).value == "adapter"
         prompt = app.screen.query_one("#prompt", Input)
         assert app.focused is prompt
+        # The system message in effect is the one training used (this template adds none), and a change says so.
+        system, note = app.screen.query_one("#system", Input), app.screen.query_one("#system-note")
+        assert system.value == "" and pane.trained_system == ""
+        assert "none, as in training (run " in str(note.render())
+        system.value = "Talk like a pirate."
+        await pilot.pause()
+        assert note.has_class("-changed") and "training used no system message" in str(note.render())
+        assert pane.system_override() == "Talk like a pirate."
+        system.value = ""
+        await pilot.pause()
+        assert not note.has_class("-changed") and pane.system_override() is None
+        prompt.focus()
 
         # A long answer: tokens stream in, the prompt is locked, Escape stops it.
         app.screen.query_one("#s-max_new_tokens", Input).value = "2000"
