@@ -218,7 +218,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from .train import TrainingRefused, stop_run
 
     try:
-        print(stop_run(args.project, args.timeout))
+        print(stop_run(args.project, args.timeout, args.kill, say=lambda line: print(line, flush=True)))
     except TrainingRefused as exc:
         return fail(str(exc))
     return 0
@@ -600,7 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stop", help="stop a training run after a checkpoint")
     p.add_argument("--project", required=True, metavar="NAME")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker is killed")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before the worker is killed (default: from the run's measured step and "
+                        "checkpoint times, at least 60)")
+    p.add_argument("--kill", action="store_true",
+                   help="kill the worker now, without waiting for a checkpoint (the step in progress is lost)")
 
     p = sub.add_parser("runs", help="list a project's training runs and their status, or follow one")
     p.add_argument("--project", required=True, metavar="NAME")

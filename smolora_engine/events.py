@@ -92,6 +92,7 @@ class Checkpoint(Event):
     kind: ClassVar[str] = "checkpoint"
     step: int = 0
     path: str = ""
+    save_s: float | None = None  # from the end of the step to the checkpoint on disk (a stop waits for it)
 
 
 @dataclass

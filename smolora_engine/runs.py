@@ -33,6 +33,8 @@ from .events import Warning as WarningEvent
 
 COMPLETE_MARKER = "smolora-complete.json"
 HEARTBEAT_S = 5.0
+STOP_GRACE_FLOOR_S = 60.0
+DEFAULT_SAVE_S = 10.0
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -185,7 +187,20 @@ class RunInfo:
     adapter: str | None = None
     error: str = ""
     started: float | None = None
+    step_s: float | None = None  # the slowest recent step, measured (seconds)
+    save_s: float | None = None  # the slowest checkpoint save, measured (seconds)
     events: list[Event] = field(default_factory=list, repr=False)
+
+    def stop_grace(self) -> float:
+        """Seconds a stop waits for the step in progress and its checkpoint before it kills the worker.
+
+        From the run's own measured step and save times, with room to spare and a floor: a model
+        whose steps take minutes is given minutes. Before the first step is measured: the floor,
+        plus a default for the save.
+        """
+        step = self.step_s or 0.0
+        save = self.save_s if self.save_s is not None else DEFAULT_SAVE_S
+        return max(STOP_GRACE_FLOOR_S, 1.5 * step + 2.0 * save + 15.0)
 
     @property
     def resumable(self) -> bool:
@@ -213,6 +228,8 @@ class RunTracker:
         self.info = RunInfo(project, run_id, run_dir(project, run_id))
         self._final: Event | None = None
         self._pid_start: float | None = None
+        self._last_step: tuple[int, float] | None = None  # (step, elapsed_s) of the last step event
+        self._step_times: list[float] = []
         self.count = 0
 
     def feed(self, event: Event) -> None:
@@ -220,15 +237,27 @@ class RunTracker:
         self.count += 1
         if isinstance(event, Started):
             info.pid, self._pid_start, info.started = event.pid, event.pid_start, event.time
-            self._final = None  # a resume starts a new segment of the same run
+            self._final, self._last_step = None, None  # a resume starts a new segment of the same run
         elif isinstance(event, Step):
             info.step, info.max_steps, info.loss = event.step, event.max_steps, event.loss
+            self._time_step(event)
+        elif isinstance(event, Checkpoint):
+            if event.save_s is not None:
+                info.save_s = max(info.save_s or 0.0, event.save_s)
         elif isinstance(event, Eval):
             info.eval_loss = event.eval_loss
         elif isinstance(event, Heartbeat):
             info.last_heartbeat = event.time
         elif isinstance(event, (Finished, Stopped, ErrorEvent)):
             self._final = event
+
+    def _time_step(self, event: Step) -> None:
+        """Seconds per step between two step events of one segment (a resume restarts the count)."""
+        last, self._last_step = self._last_step, (event.step, event.elapsed_s) if event.elapsed_s is not None else None
+        if last is None or event.elapsed_s is None or event.step <= last[0] or event.elapsed_s < last[1]:
+            return
+        self._step_times = [*self._step_times[-9:], (event.elapsed_s - last[1]) / (event.step - last[0])]
+        self.info.step_s = max(self._step_times)
 
     @property
     def final(self) -> Event | None:

@@ -26,13 +26,14 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import events as ev
 from .fsutil import atomic_write_text
 from .project import Project, project_from_dict
 from .runs import (
-    COMPLETE_MARKER, HEARTBEAT_S, checkpoints, console_text, describe_event, latest_complete_checkpoint,
-    list_run_ids, new_run_id, process_start_time, read_run_settings, run_dir, running_holder, summarize,
+    COMPLETE_MARKER, HEARTBEAT_S, checkpoints, console_text, describe_event, duration, latest_complete_checkpoint,
+    list_run_ids, new_run_id, process_alive, process_start_time, read_run_settings, run_dir, running_holder, summarize,
     training_lock,
 )
 
@@ -236,6 +237,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
 
         def on_step_end(self, args, tstate, control, **kwargs):
             emit.step = tstate.global_step
+            self.step_ended = time.monotonic()  # a checkpoint's save time counts from here
             if stop_flag.is_set():
                 control.should_save = True
                 control.should_training_stop = True
@@ -281,7 +283,8 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             atomic_write_text(path / COMPLETE_MARKER, json.dumps({
                 "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(),
                 "best_eval": state.best_eval, "best_step": state.best_step}))
-            emit(ev.Checkpoint(step=step, path=str(path)))
+            save_s = time.monotonic() - getattr(self, "step_ended", time.monotonic())
+            emit(ev.Checkpoint(step=step, path=str(path), save_s=round(save_s, 3)))
             rotate_checkpoints(folder, project.training.keep_checkpoints, state.best_step)
 
     return SmoloraCallback()
@@ -304,6 +307,8 @@ def resolve_resume(project_name: str, resume: str) -> str:
     if resume != "latest":
         if resume not in ids:
             raise TrainingRefused(f"no run {resume!r} in project {project_name!r} (runs: {', '.join(ids) or 'none'})")
+        if reason := nothing_to_resume(summarize(project_name, resume)):
+            raise TrainingRefused(reason)
         return resume
     for run_id in reversed(ids):
         info = summarize(project_name, run_id)
@@ -311,6 +316,19 @@ def resolve_resume(project_name: str, resume: str) -> str:
             return run_id
     raise TrainingRefused(f"project {project_name!r} has no run with a checkpoint to resume; "
                           f"start one with `smolora train --project {project_name}`")
+
+
+def nothing_to_resume(info) -> str | None:
+    """Why `info`'s run cannot be resumed, or None when it can."""
+    start = f"start a new run with `smolora train --project {info.project}`"
+    if info.status in ("running", "starting"):
+        return f"run {info.run_id} is still {info.status}: nothing to resume"
+    if info.status == "finished":
+        return f"run {info.run_id} finished at step {info.step}: nothing to resume; {start}"
+    if info.resumable_step is None:
+        return (f"run {info.run_id} ({info.status} at step {info.step}) has no complete checkpoint to resume "
+                f"from; {start}")
+    return None
 
 
 def prepare_run(project_name: str, run_id: str | None, resume: str | None, max_steps: int | None
@@ -590,25 +608,42 @@ def start_detached(project_name: str, resume: str | None = None, max_steps: int 
     return run_id
 
 
-def stop_run(project_name: str, timeout: float = 60.0) -> str:
-    """SIGTERM the running worker (checkpoint at the next step); SIGKILL only after `timeout`."""
+def stop_run(project_name: str, timeout: float | None = None, kill: bool = False,
+             say: Callable[[str], object] = lambda _line: None) -> str:
+    """SIGTERM the running worker (checkpoint at the next step boundary); SIGKILL only after the grace.
+
+    The grace (`timeout`, else `RunInfo.stop_grace()`) follows the run's measured step and checkpoint
+    times, so a slow step is not cut short. `kill` skips it. The answer names the checkpoint that
+    really exists, or says there is none.
+    """
     import psutil
 
     running = [r for r in (summarize(project_name, i) for i in list_run_ids(project_name)) if r.status == "running"]
     if not running:
         raise TrainingRefused(f"project {project_name!r} has no running training")
     info = running[-1]
+    grace = 0.0 if kill else info.stop_grace() if timeout is None else timeout
     proc = psutil.Process(info.pid)
     group = [proc, *proc.children(recursive=True)]
-    for p in group:
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGTERM)
-    _gone, alive = psutil.wait_procs(group, timeout=timeout)
-    if alive:
-        for p in alive:
+    alive = group
+    if not kill:
+        say(f"asked run {info.run_id} to stop: it saves a checkpoint at the end of the step in progress; "
+            f"killed if it has not stopped in {duration(grace)}")
+        for p in group:
             with contextlib.suppress(psutil.Error):
-                p.kill()
-        return f"run {info.run_id} did not stop within {timeout:.0f} s and was killed; it can be resumed " \
-               "from its last checkpoint"
-    return f"run {info.run_id} stopped"
-
+                p.send_signal(signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(group, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    deadline = time.monotonic() + 10
+    while alive and process_alive(info.pid, None) and time.monotonic() < deadline:
+        time.sleep(0.05)  # gone (or a zombie) before its status is read
+    after = summarize(project_name, info.run_id)
+    where = (f"it can be resumed from checkpoint-{after.resumable_step} (step {after.resumable_step})"
+             if after.resumable_step is not None else
+             "it has no complete checkpoint, so there is nothing to resume; start a new run")
+    if alive:
+        how = "was killed" if kill else f"did not stop within {duration(grace)} and was killed"
+        return f"run {info.run_id} {how} at step {after.step}; {where}"
+    return f"run {info.run_id} stopped at step {after.step}; {where}"

@@ -265,7 +265,7 @@ def test_estimate_over_available_memory_is_refused_with_advice(tiny_model_dir):
     assert not (run.folder / "checkpoints").exists() or not any((run.folder / "checkpoints").iterdir())
 
 
-def test_stop_kills_a_worker_that_does_not_answer(tiny_model_dir):
+def test_stop_kills_a_worker_that_does_not_answer(tiny_model_dir, capsys):
     """A stuck worker (here: SIGSTOPped mid-run) gets SIGKILL after the timeout and shows as crashed."""
     make_project("stuck", tiny_model_dir, max_steps=100000, save_steps=2)
     proc = worker("stuck")
@@ -278,6 +278,43 @@ def test_stop_kills_a_worker_that_does_not_answer(tiny_model_dir):
     assert proc.wait(timeout=10) == -signal.SIGKILL
     run = only_run("stuck")
     assert run.status == "crashed" and run.resumable and run.resumable_step >= 2
+    said = capsys.readouterr().out
+    assert "killed if it has not stopped in 1s" in said
+    assert f"did not stop within 1s and was killed at step {run.step}; it can be resumed from " \
+           f"checkpoint-{run.resumable_step} (step {run.resumable_step})" in said
+
+
+def test_a_stop_before_the_first_checkpoint_says_there_is_none_and_resume_refuses(tiny_model_dir, capsys):
+    make_project("early", tiny_model_dir, max_steps=100000, save_steps=100000, logging_steps=1)
+    proc = worker("early")
+    folder = wait_for(lambda: list_runs("early") and list_runs("early")[0].folder)
+    wait_for(lambda: len(step_losses(folder)) >= 2)
+    assert main(["stop", "--project", "early", "--kill"]) == 0
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    said = capsys.readouterr().out
+    assert "was killed at step" in said and "it has no complete checkpoint, so there is nothing to resume" in said
+    assert "can be resumed" not in said
+    assert main(["train", "--project", "early", "--resume", folder.name]) == 2
+    assert "has no complete checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_the_stop_grace_follows_the_measured_step_and_save_times():
+    from smolora_engine.runs import STOP_GRACE_FLOOR_S, RunTracker
+
+    fast = RunTracker("p", "r")
+    for step in range(1, 6):
+        fast.feed(ev.Step(step=step, elapsed_s=0.5 * step))
+    assert fast.info.step_s == pytest.approx(0.5) and fast.info.stop_grace() == STOP_GRACE_FLOOR_S
+
+    slow = RunTracker("p", "r")  # a bigger model: 90 s a step, 40 s to save a checkpoint
+    for step, elapsed in ((10, 900.0), (20, 1800.0), (30, 2700.0)):
+        slow.feed(ev.Step(step=step, elapsed_s=elapsed))
+    slow.feed(ev.Checkpoint(step=30, save_s=40.0))
+    assert slow.info.step_s == pytest.approx(90.0) and slow.info.save_s == 40.0
+    assert slow.info.stop_grace() >= 90.0 + 40.0  # the step in progress and its save, with room to spare
+    slow.feed(ev.Started(resumed_from=30))  # a resumed segment: its first step is not timed against the old one
+    slow.feed(ev.Step(step=31, elapsed_s=10.0))
+    assert slow.info.step_s == pytest.approx(90.0)
 
 
 def test_rotation_keeps_the_newest_and_the_best_checkpoint(tmp_path):

@@ -149,3 +149,57 @@ def test_a_long_run_keeps_a_bounded_curve():
         assert len(curve.xs) <= 2 * curve.limit
     xs, ys = history.snapshot().plot_loss
     assert xs[-1] == 200_000 and all(abs(y - 1.45) < 0.01 for y in ys[:-1])  # bucket means of the saw-tooth
+
+
+def notices(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_start_follows_the_new_run_and_a_stop_counts_down_to_an_explicit_kill(tiny_model_dir):
+    from smolora_engine.cli import main
+    from smolora_engine.projects import load_project, save_project
+    from smolora_tui.dialogs import ConfirmDialog
+
+    make_project("k", tiny_model_dir, max_steps=2, save_steps=100000, logging_steps=1)
+    assert main(["train", "--project", "k"]) == 0  # an earlier, finished run
+    (old,) = [i.run_id for i in list_runs("k")]
+    project = load_project("k")
+    project.training.max_steps = 100000
+    save_project(project)
+    try:
+        app = SmoloraApp(project="k")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await until(pilot, lambda: pane(app).shown == old, what="the finished run shown")
+            await pilot.press("r")  # nothing to resume: it says so
+            await until(pilot, lambda: any("finished: nothing to resume" in n for n in notices(app)), timeout=5,
+                        what="resume refused")
+            await pilot.press("s")
+            await until(pilot, lambda: pane(app).shown not in (None, old) and status(app) == "running"
+                        and len(steps(shown(app))) >= 2, what="the new run followed")
+            new = pane(app).shown
+            await until(pilot, lambda: f"run {new}" in drawn(app, "#train-stats"), timeout=5, what="drawn")
+            await pilot.press("s")  # one run at a time: it says why
+            await until(pilot, lambda: any("one run per project" in n for n in notices(app)), timeout=5,
+                        what="start refused")
+
+            # A step that never ends (SIGSTOP): the stop waits, counting down; x again asks, then kills.
+            os.kill(shown(app).info.pid, signal.SIGSTOP)
+            await pilot.press("x")
+            await until(pilot, lambda: "killed in" in drawn(app, "#train-stats"), timeout=5, what="countdown")
+            assert not app.screen.query_one("#stop", Button).disabled
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), timeout=5, what="kill asked")
+            assert "no checkpoint yet" in app.screen.question
+            await pilot.click("#confirm")
+            await until(pilot, lambda: status(app) == "crashed", timeout=20, what="killed")
+            await until(pilot, lambda: any("nothing to resume" in n and "was killed" in n for n in notices(app)),
+                        timeout=10, what="the kill's message")
+            await pilot.press("r")
+            await until(pilot, lambda: any("has no complete checkpoint" in n for n in notices(app)), timeout=5,
+                        what="resume without a checkpoint refused")
+    finally:
+        for info in list_runs("k"):
+            if info.status == "running":
+                os.kill(info.pid, signal.SIGCONT)
+        kill_workers("k")

@@ -22,6 +22,7 @@ from textual_plotext import PlotextPlot
 
 from smolora_engine.runs import RunInfo, duration, memory_figure, rate_figures
 
+from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
 
@@ -70,7 +71,8 @@ class TrainPane(Widget, can_focus=False):
     """
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
-        Binding("x", "stop", "Stop", id="train.stop", tooltip="Stop the run (a checkpoint is saved first)"),
+        Binding("x", "stop", "Stop", id="train.stop",
+                tooltip="Stop the run (a checkpoint is saved first); while it stops: kill it now"),
         Binding("r", "resume", "Resume", id="train.resume", tooltip="Continue the run from its last checkpoint"),
         Binding("o", "overlay", "Compare", id="train.overlay", tooltip="Overlay the highlighted run's loss curve"),
         Binding("l", "log_scale", "Log scale", id="train.log", tooltip="Toggle a log scale for the loss"),
@@ -95,6 +97,8 @@ class TrainPane(Widget, can_focus=False):
         self._log_run: str | None = None
         self._log_shown = 0
         self._follow_new = False
+        self._want: str | None = None  # a run just started or resumed: shown as soon as its folder is seen
+        self._kill_at: float | None = None  # while stopping: when `smolora stop` kills the worker (monotonic)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-side"):
@@ -129,7 +133,7 @@ class TrainPane(Widget, can_focus=False):
     # ------------------------------------------------------------------ drawing
 
     def redraw(self) -> None:
-        if not self.runs.dirty:
+        if not self.runs.dirty and self._kill_at is None:  # a stop's countdown ticks on its own
             return
         self.runs.dirty = False
         infos = self.runs.infos()
@@ -143,6 +147,8 @@ class TrainPane(Widget, can_focus=False):
 
     def _choose_shown(self, infos: list[RunInfo]) -> None:
         ids = [i.run_id for i in infos]
+        if self._want in ids:
+            self.shown, self._want = self._want, None
         if self._follow_new and ids and ids[-1] != self.shown:
             self.shown, self._follow_new = ids[-1], False
         if self.shown not in ids:
@@ -177,7 +183,11 @@ class TrainPane(Widget, can_focus=False):
             return
         info, step = history.info, history.last_step
         head = Text.assemble(Text(f"run {info.run_id}  "), status_text(info))
-        if self.busy:
+        if self._kill_at is not None:
+            left = max(0.0, self._kill_at - time.monotonic())
+            head.append(f"  (stopping: a checkpoint at the end of this step; killed in {duration(left)}, "
+                        "x: kill now)", style="italic yellow")
+        elif self.busy:
             head.append(f"  ({self.busy}…)", style="italic")
         if info.error:
             head.append(f"  {info.error}", style="red")
@@ -263,7 +273,8 @@ class TrainPane(Widget, can_focus=False):
     def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
         running = any(i.status in ("running", "starting") for i in infos)
         info = history.info if history else None
-        states = (running or bool(self.busy), not (info and info.status == "running") or bool(self.busy),
+        stopping = self.busy == "stopping"
+        states = (running or bool(self.busy), not (info and info.status == "running") or (bool(self.busy) and not stopping),
                   running or bool(self.busy) or not (info and info.resumable))
         if states == self._button_states:
             return  # the footer is rebuilt on refresh_bindings(): only when something changed
@@ -273,17 +284,44 @@ class TrainPane(Widget, can_focus=False):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        names = {"start": "#start", "stop": "#stop", "resume": "#resume"}
-        if action in names and self.is_mounted:
-            return None if self.query_one(names[action], Button).disabled else True
+        """Start, stop and resume stay live keys: pressed when they cannot act, they say why."""
         return True
+
+    def _why_not(self, action: str) -> str | None:
+        """Why `action` cannot be done now (None: it can). The buttons are disabled for the same reasons."""
+        infos = self.runs.infos()
+        running = [i for i in infos if i.status in ("running", "starting")]
+        info = self.runs.history(self.shown).info if self.shown and self.runs.history(self.shown) else None
+        if self.busy and not (action == "stop" and self.busy == "stopping"):
+            return f"wait: {self.busy} a run"
+        if action == "start" and running:
+            return f"run {running[-1].run_id} is training: one run per project at a time; stop it (x) or wait"
+        if action == "stop" and not running:
+            return "no run is training"
+        if action == "resume":
+            if info is None:
+                return "no run to resume: start one with s"
+            if running:
+                return f"run {running[-1].run_id} is training: stop it (x) before resuming another"
+            if info.status == "finished":
+                return f"run {info.run_id} finished: nothing to resume; start a new run with s"
+            if info.resumable_step is None:
+                return (f"run {info.run_id} has no complete checkpoint to resume from (it ended at step "
+                        f"{info.step} before its first save); start a new run with s")
+        return None
+
+    def _refuse(self, action: str) -> bool:
+        reason = self._why_not(action)
+        if reason:
+            self.notify(reason, title=f"cannot {action}", severity="warning")
+        return reason is not None
 
     # ------------------------------------------------------------------ choosing runs
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         run_id = event.row_key.value if event.row_key else None
-        if run_id and run_id != self.shown:
+        if run_id and run_id != self.shown and self._want is None:  # not while a new run is awaited
             self.shown = run_id
             self.runs.dirty = True
             self.redraw()
@@ -320,15 +358,43 @@ class TrainPane(Widget, can_focus=False):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        self.post_message(self.StartRequested())
+        if not self._refuse("start"):
+            self.post_message(self.StartRequested())
 
     @on(Button.Pressed, "#stop")
     def action_stop(self) -> None:
-        self._cli("stopping", "stop", "--project", self.project_name)
+        if self._refuse("stop"):
+            return
+        if self.busy == "stopping":
+            self._ask_kill()
+            return
+        running = [i for i in self.runs.infos() if i.status == "running"]
+        grace = running[-1].stop_grace() if running else None
+        args = ("--timeout", f"{grace:.0f}") if grace is not None else ()
+        self._kill_at = time.monotonic() + grace if grace is not None else None
+        self._cli("stopping", "stop", "--project", self.project_name, *args)
+
+    def _ask_kill(self) -> None:
+        running = [i for i in self.runs.infos() if i.status == "running"]
+        info = running[-1] if running else None
+        after = (f"it can then resume from checkpoint-{info.resumable_step}" if info and info.resumable_step
+                 else "it has no checkpoint yet, so nothing can be resumed")
+        self.app.push_screen(ConfirmDialog(
+            f"Kill the worker now, without waiting for its checkpoint? The step in progress is lost; {after}.",
+            "Kill now", danger=True), lambda yes: yes and self._kill())
+
+    @work(exclusive=True, group="train-kill")
+    async def _kill(self) -> None:
+        result = await run_engine("stop", "--project", self.project_name, "--kill")
+        said = result.stdout.strip().splitlines()
+        self.notify(said[-1] if said and not result.returncode else result.message.removeprefix("smolora: "),
+                    severity="warning" if not result.returncode else "error", timeout=10)
+        self.runs.request_status()
+        self.runs.dirty = True
 
     @on(Button.Pressed, "#resume")
     def action_resume(self) -> None:
-        if self.shown:
+        if self.shown and not self._refuse("resume"):
             self._cli("resuming", "train", "--project", self.project_name, "--resume", self.shown, "--detach")
 
     def start(self) -> None:
@@ -343,18 +409,18 @@ class TrainPane(Widget, can_focus=False):
         try:
             result = await run_engine(*args)
         finally:
-            self.busy = ""
+            self.busy, self._kill_at = "", None
         if result.returncode:
             self.notify(result.message.removeprefix("smolora: "), title=f"{doing} failed", severity="error",
                         timeout=10)
         elif doing in ("starting", "resuming"):
             run_id = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else None
-            if run_id:
-                self.shown = run_id
+            self._want = run_id  # shown as soon as the follower sees its folder, whatever is highlighted
             self._follow_new = run_id is None
             self.notify(f"training in the background (run {run_id}); it keeps going if you quit")
         else:
-            self.notify(result.stdout.strip() or "stopped")
+            said = result.stdout.strip().splitlines()
+            self.notify(said[-1] if said else "stopped", timeout=10)
         self.runs.request_status()
         self.runs.dirty = True
         self.redraw()
