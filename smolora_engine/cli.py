@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from . import paths
 from .estimate import FactsError, estimate_for, read_facts
-from .project import ProjectError, blocking, field_doc, field_docs, parse_assignment, set_value
+from .project import ProjectError, blocking, field_doc, field_docs, parse_assignment, set_value, warnings_of
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
@@ -103,7 +103,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return fail(str(exc))
         project, problems = set_value(project, key, value)
-        if bad := [p for p in problems if p.field == key or p.field.startswith(key + ".")]:
+        if bad := [p for p in problems if (p.field == key or p.field.startswith(key + ".")) and not p.warning]:
             for p in bad:
                 print(f"smolora: {f'unknown key {p.field}' if p.unknown_key else p.message}", file=sys.stderr)
             if doc := field_doc(key):
@@ -121,6 +121,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 2
     path = save_project(project)
     print(f"saved {path}")
+    for p in warnings_of(problems):
+        print(f"smolora: warning: {p.message}", file=sys.stderr)
     return 0
 
 

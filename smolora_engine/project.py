@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Callable, get_type_hints
@@ -25,9 +26,11 @@ SCHEMA_VERSION = 1
 Check = Callable[[Any], "str | None"]
 
 
-def setting(default: Any, doc: str, check: Check | None = None, choices: tuple[str, ...] = ()) -> Any:
-    """A dataclass field with a default, a one-line doc and an optional check or set of choices."""
-    meta = {"doc": doc, "check": check, "choices": choices}
+def setting(default: Any, doc: str, check: Check | None = None, choices: tuple[str, ...] = (),
+            warn: Check | None = None) -> Any:
+    """A dataclass field with a default, a one-line doc, an optional check or set of choices, and an
+    optional `warn`: a value that is valid but far outside the sensible range is saved with a warning."""
+    meta = {"doc": doc, "check": check, "choices": choices, "warn": warn}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,6 +58,17 @@ def fraction_below_one(v: float) -> str | None:
 
 def non_empty_list(v: list) -> str | None:
     return None if v else "a non-empty list of strings"
+
+
+def outside(low: float, high: float, usual: str, below: str, above: str) -> Check:
+    """A warning for values outside [low, high]: what usually works, and what happens otherwise."""
+    def check(v: float) -> str | None:
+        if v < low:
+            return f"far below the usual range ({usual}): {below}"
+        if v > high:
+            return f"far above the usual range ({usual}): {above}"
+        return None
+    return check
 
 
 @dataclass
@@ -125,7 +139,8 @@ class DataSettings:
 
 @dataclass
 class LoraSettings:
-    r: int = setting(16, "LoRA rank: the size of the adapter matrices.", positive_int)
+    r: int = setting(16, "LoRA rank: the size of the adapter matrices.", positive_int, warn=outside(
+        1, 512, "4 to 256", "", "the adapter grows toward the model's own size, with its memory and time"))
     alpha: float = setting(32.0, "LoRA alpha: the adapter's scale is alpha / r (or alpha / sqrt(r) with rslora).",
                            positive_number)
     dropout: float = setting(0.0, "Dropout on the adapter's input (0 is fastest; small data may like 0.05).",
@@ -143,7 +158,9 @@ class LoraSettings:
 class TrainingSettings:
     epochs: float = setting(1.0, "Passes over the training data (ignored when max_steps > 0).", positive_number)
     max_steps: int = setting(0, "Optimizer steps to train for; 0 means use epochs.", non_negative_int)
-    learning_rate: float = setting(5e-4, "Peak learning rate.", positive_number)
+    learning_rate: float = setting(5e-4, "Peak learning rate.", positive_number, warn=outside(
+        1e-6, 1e-2, "1e-5 to 1e-3 for LoRA", "the adapter will barely change",
+        "the loss will likely diverge to NaN"))
     scheduler: str = setting("cosine", "Learning-rate schedule after warmup.",
                              choices=("cosine", "linear", "constant", "constant_with_warmup"))
     warmup_ratio: float = setting(0.05, "Fraction of the steps spent warming the learning rate up.",
@@ -216,6 +233,7 @@ class Problem:
     field: str
     message: str
     unknown_key: bool = False
+    warning: bool = False  # a valid value worth questioning: saved, and shown with the warning
 
     def __str__(self) -> str:
         return self.message
@@ -269,6 +287,9 @@ def _check_field(path: str, f, kind: type, value: Any) -> tuple[Any, Problem | N
     wanted = check(value) if check else None
     if wanted:
         return None, Problem(path, f"{path} must be {wanted}, got {value!r}")
+    warn = f.metadata.get("warn")
+    if warn and (why := warn(value)):
+        return value, Problem(path, f"{path} = {value!r} is {why}", warning=True)
     return value, None
 
 
@@ -307,7 +328,7 @@ def _build_section(section: str, cls: type, raw: Any, problems: list[Problem], u
         checked, problem = _check_field(path, f, kind, value)
         if problem:
             problems.append(problem)
-        else:
+        if problem is None or problem.warning:
             values[key] = checked
     return cls(**values)
 
@@ -377,7 +398,11 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 
 def blocking(problems: list[Problem]) -> list[Problem]:
     """Problems that stop a project from being used (unknown keys are only reported)."""
-    return [p for p in problems if not p.unknown_key]
+    return [p for p in problems if not p.unknown_key and not p.warning]
+
+
+def warnings_of(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.warning]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -385,11 +410,16 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"expected key=value, got {text!r}")
     key, value = (part.strip() for part in text.split("=", 1))
+    if _NOT_DECIMAL.match(value):  # TOML reads 0xabc as 2748: numbers here are decimal, so it stays text
+        return key, value
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
     return key, parsed
+
+
+_NOT_DECIMAL = re.compile(r"^[+-]?0[xob]", re.IGNORECASE)
 
 
 def set_value(project: Project, key: str, value: Any) -> tuple[Project, list[Problem]]:

@@ -78,3 +78,16 @@ def test_demo_walks_every_step_headless(embedded_model):
     assert "253 rows read" in out and "step 2/2" in out and "(max |logit difference|" in out and ": ok)" in out
     assert "base model:" in out and "tuned model:" in out and "% of answers show it" in out
     assert "Loading weights" not in result.stderr  # the walk prints its own progress only
+
+
+def test_config_takes_decimal_numbers_and_questions_far_out_values(capsys):
+    run(capsys, "init", "p")
+    code, _, err = run(capsys, "config", "p", "training.learning_rate=0xabc")
+    assert code == 2 and "training.learning_rate must be a number, got '0xabc'" in err
+    code, out, err = run(capsys, "config", "p", "training.learning_rate=5", "lora.r=100000")
+    assert code == 0 and "saved" in out  # valid, so saved; but questioned
+    assert "warning: training.learning_rate = 5.0 is far above the usual range" in err and "diverge" in err
+    assert "warning: lora.r = 100000 is far above the usual range" in err
+    assert (load_project("p").training.learning_rate, load_project("p").lora.r) == (5.0, 100000)
+    code, _, err = run(capsys, "config", "p", "training.learning_rate=2e-4", "lora.r=16")
+    assert code == 0 and "warning" not in err

@@ -61,6 +61,27 @@ async def test_invalid_value_shows_the_engines_message_and_blocks_save():
         await type_into(pilot, app, "lora.r", "32")
         assert not row(app, "lora.r").has_class("-invalid") and row(app, "lora.r").has_class("-changed")
         assert "unsaved" in str(app.screen.query_one("#settings-status").render())
+        # The header shows the saved settings while a value is being typed, and says there are unsaved ones.
+        summary = str(app.screen.query_one("#summary").render())
+        assert "LoRA r=16" in summary and "r=3" not in summary and "unsaved changes" in summary
+
+
+async def test_numbers_are_decimal_and_far_out_values_are_questioned():
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, app, "training.learning_rate", "0xabc")
+        lr = row(app, "training.learning_rate")
+        assert lr.has_class("-invalid") and "must be a number, got '0xabc'" in str(lr.query_one(".doc").render())
+        await type_into(pilot, app, "training.learning_rate", "5")
+        assert not lr.has_class("-invalid") and lr.has_class("-warning")
+        assert "far above the usual range" in str(lr.query_one(".doc").render())
+        await pilot.press("ctrl+s")  # a warning does not block saving
+        await pilot.pause()
+        assert load_project("p").training.learning_rate == 5.0
+        await type_into(pilot, app, "training.learning_rate", "3e-4")
+        assert not lr.has_class("-warning")
 
 
 async def test_save_writes_the_toml_and_reload_reads_it(tmp_path):
@@ -364,11 +385,11 @@ async def test_a_model_folder_is_checked_as_it_is_typed(tiny_model_dir, tmp_path
 
 
 async def test_map_odd_column_names_then_see_a_sample_with_its_trained_span(tmp_path, tiny_model_dir):
-    """A CSV with columns q and a: map them to prompt and completion, save, and render one sample."""
+    """A CSV with columns ask and reply: map them to prompt and completion, save, and render one sample."""
     from textual.widgets import Static
 
     data = tmp_path / "qa.csv"
-    data.write_text("id,q,a\n1,What is two plus two?,Four.\n2,Name a colour.,Blue.\n")
+    data.write_text("id,ask,reply\n1,What is two plus two?,Four.\n2,Name a colour.,Blue.\n")
     create_project("p", model=str(tiny_model_dir), data=str(data))
     app = SmoloraApp(project="p")
     async with app.run_test(size=SIZE) as pilot:
@@ -385,19 +406,19 @@ async def test_map_odd_column_names_then_see_a_sample_with_its_trained_span(tmp_
         editor("shape").value = "prompt_completion"
         await wait_until(pilot, lambda: editor("prompt") is not None)
         await pilot.pause()
-        editor("prompt").value = "q"
+        editor("prompt").value = "ask"
         await pilot.pause()
-        editor("completion").value = "a"
+        editor("completion").value = "reply"
         await wait_until(pilot, lambda: "shape: prompt_completion" in str(pane.query_one("#preview-info").render()))
         pane.query_one("DataTree").focus()
         await pilot.press("a")
         await pilot.pause()
         project = app.screen.form.project
-        assert project.data.shape == "prompt_completion" and project.data.columns == {"prompt": "q",
-                                                                                      "completion": "a"}
+        assert project.data.shape == "prompt_completion" and project.data.columns == {"prompt": "ask",
+                                                                                      "completion": "reply"}
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert load_project("p").data.columns == {"prompt": "q", "completion": "a"}
+        assert load_project("p").data.columns == {"prompt": "ask", "completion": "reply"}
 
         await pilot.press("v")
         sample = pane.query_one("#sample-text", Static)

@@ -156,12 +156,14 @@ class ProjectScreen(Screen):
             problems.update(f"{entry.error}\nFix the file ({entry.path}) and press F5.")
             problems.display = True
             return
-        p = self.form.project if self.is_mounted and self.query("#form") else entry.project
-        self.sub_title = p.model.base
+        # The saved settings (what a run would use), never a value half typed in the form.
+        form = self.form if self.is_mounted and self.query("#form") else None
+        p = form.saved if form is not None else entry.project
+        unsaved = "  ·  [$warning]● unsaved changes[/]" if form is not None and form.dirty else ""
         summary.update(f"[b]{p.name}[/b]  model [b]{p.model.base}[/b]  ·  data "
                        f"{short_path(p.data.path) if p.data.path else '(none yet)'}  ·  "
                        f"LoRA r={p.lora.r}  ·  lr {p.training.learning_rate:g}  ·  "
-                       f"effective batch {p.effective_batch}")
+                       f"effective batch {p.effective_batch}{unsaved}")
         problems.update("\n".join(pr.message for pr in entry.problems))
         problems.display = bool(entry.problems)
 
@@ -212,8 +214,8 @@ class ProjectScreen(Screen):
         count = len(self.form.texts) + len(blocking(event.problems))
         status.update(f"{count} field(s) need fixing before saving" if invalid else
                       "● unsaved changes (Ctrl+S saves)" if event.dirty else "saved")
-        self.sub_title = ("● " if event.dirty else "") + event.project.model.base
         self._summary()
+        self.sub_title = ("● " if event.dirty else "") + event.project.model.base
         self.show_estimate()
 
     # ------------------------------------------------------------------ the model: facts, estimate, choosers

@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from smolora_engine.project import (
     FieldSpec, Problem, Project, blocking, field_specs, get_value, parse_assignment, project_from_dict, set_value,
+    warnings_of,
 )
 
 from ..later import Later
@@ -63,13 +64,16 @@ class FieldRow(Vertical):
     FieldRow Button { width: auto; min-width: 10; height: 1; border: none; margin-left: 1; }
     FieldRow .doc { color: $text-muted; padding-left: 26; }
     FieldRow.-invalid .doc { color: $error; }
+    FieldRow.-warning .doc { color: $warning; }
     FieldRow.-invalid Input { background: $error 20%; }
     FieldRow.-changed .name { color: $warning; }
     """
 
-    def __init__(self, spec: FieldSpec, value: Any, problem: str | None = None, changed: bool = False):
-        super().__init__(id=field_id(spec.key), classes=("-invalid " if problem else "") + ("-changed" if changed else ""))
-        self.spec, self.value, self.problem = spec, value, problem
+    def __init__(self, spec: FieldSpec, value: Any, problem: str | None = None, changed: bool = False,
+                 warning: str | None = None):
+        super().__init__(id=field_id(spec.key), classes=("-invalid " if problem else "-warning " if warning else "")
+                         + ("-changed" if changed else ""))
+        self.spec, self.value, self.problem, self.warning = spec, value, problem, warning
 
     def compose(self) -> ComposeResult:
         spec = self.spec
@@ -85,11 +89,15 @@ class FieldRow(Vertical):
             if spec.key in CHOOSERS:
                 label, tooltip = CHOOSERS[spec.key]
                 yield Button(label, tooltip=tooltip, compact=True, classes="chooser")
-        yield Static(self.problem or spec.full_doc, classes="doc", markup=False)
+        shown = self.problem or (f"⚠ {self.warning}" if self.warning else spec.full_doc)
+        yield Static(shown, classes="doc", markup=False)
 
-    def show_problem(self, problem: str | None) -> None:
+    def show_problem(self, problem: str | None, warning: str | None = None) -> None:
+        """A problem (the value is refused) or a warning (it is kept, and questioned) in place of the doc."""
         self.set_class(problem is not None, "-invalid")
-        self.query_one(".doc", Static).update(problem if problem is not None else self.spec.full_doc)
+        self.set_class(problem is None and warning is not None, "-warning")
+        shown = problem if problem is not None else f"⚠ {warning}" if warning is not None else self.spec.full_doc
+        self.query_one(".doc", Static).update(shown)
 
     def set_editor_value(self, value: Any) -> None:
         self.value = value
@@ -151,13 +159,14 @@ class SettingsForm(Widget):
     def _widgets(self, parts: list[str | FieldSpec]) -> Iterable[Widget]:
         """Section titles and field rows, showing the form's current state (rows built late included)."""
         problems = {p.field: p.message for p in blocking(self.problems)}
+        warned = {p.field: p.message for p in warnings_of(self.problems)}
         for part in parts:
             if isinstance(part, str):
                 yield Static(SECTION_TITLES.get(part, part), classes="section")
             else:
                 key = part.key
                 yield FieldRow(part, get_value(self.project, key), problems.get(key),
-                               get_value(self.project, key) != get_value(self.saved, key))
+                               get_value(self.project, key) != get_value(self.saved, key), warned.get(key))
 
     @property
     def dirty(self) -> bool:
@@ -207,7 +216,8 @@ class SettingsForm(Widget):
                 row.set_editor_value(get_value(candidate, key))
         else:
             self.texts[key] = str(raw)
-        row.show_problem(problem)
+        warned = [p.message for p in warnings_of(problems) if p.field == key] if problem is None else []
+        row.show_problem(problem, warned[0] if warned else None)
         row.set_class(get_value(self.project, key) != get_value(self.saved, key), "-changed")
         self._refresh_others()
         self.post_message(self.Edited(self.project, self.problems, self.dirty))
@@ -215,9 +225,10 @@ class SettingsForm(Widget):
     def _refresh_others(self) -> None:
         """Cross-field problems (e.g. alpha against r) show on the field they name."""
         by_field = {p.field: p.message for p in blocking(self.problems)}
+        warned = {p.field: p.message for p in warnings_of(self.problems)}
         for row in self.query(FieldRow):
             if row.spec.key not in self.texts:
-                row.show_problem(by_field.get(row.spec.key))
+                row.show_problem(by_field.get(row.spec.key), warned.get(row.spec.key))
 
     def load(self, project: Project, *, saved: bool = False) -> None:
         """Show `project` (a preset applied, the file reloaded); `saved` marks it as the file's content."""
