@@ -77,7 +77,7 @@ class SmoloraApp(App):
                 return
             if isinstance(self.screen, ProjectPicker):
                 self.screen.action_refresh(name)
-            self.push_screen(ProjectScreen(name))
+            self.push_screen(ProjectScreen(name, "data"))
 
         self.push_screen(ConfirmDialog(f"There is no project named {name!r}. Create it?", "Create"), answered)
 
@@ -100,8 +100,9 @@ class SmoloraApp(App):
 
     @staticmethod
     def last_mode(name: str) -> str:
-        mode = load_state().get("modes", {}).get(name, "settings")
-        return mode if mode in MODES else "settings"
+        """The mode the project was left on; a project not opened before starts on Data, where work starts."""
+        mode = load_state().get("modes", {}).get(name, "data")
+        return mode if mode in MODES else "data"
 
     @on(ProjectScreen.ModeChanged)
     def _remember_mode(self, message: ProjectScreen.ModeChanged) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, Switch, TabbedContent
 
@@ -34,6 +35,9 @@ async def settle(pilot, app):
 
 
 async def type_into(pilot, app, key, text):
+    if app.screen.mode != "settings":
+        app.screen.action_mode("settings")
+        await pilot.pause()
     editor = row(app, key).query_one(Input)
     editor.focus()
     editor.value = ""
@@ -46,7 +50,7 @@ async def test_invalid_value_shows_the_engines_message_and_blocks_save():
     app = SmoloraApp(project="p")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert isinstance(app.screen, ProjectScreen) and app.screen.mode == "settings"
+        assert isinstance(app.screen, ProjectScreen) and app.screen.mode == "data"  # a new project: where work starts
         await type_into(pilot, app, "lora.r", "-3")
         lora_r = row(app, "lora.r")
         assert lora_r.has_class("-invalid")
@@ -279,7 +283,7 @@ async def test_modes_and_rows_not_on_screen_are_built_after_the_first_frame():
     app = SmoloraApp(project="p")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        assert isinstance(screen, ProjectScreen) and screen.mode == "settings"
+        assert isinstance(screen, ProjectScreen) and screen.mode == "data"
         for _ in range(50):
             if screen.later.done and screen.form.later.done:
                 break
@@ -428,3 +432,66 @@ async def test_map_odd_column_names_then_see_a_sample_with_its_trained_span(tmp_
                           if span.style.foreground is not None)
         masked = "".join(rendered.plain[span.start:span.end] for span in rendered.spans if span.style.dim)
         assert "Four." in trained and "What is two plus two?" in masked and "Four." not in masked, (rendered.plain, rendered.spans)
+
+
+async def test_another_file_shows_nothing_of_the_last_one_and_the_tree_goes_up(tmp_path):
+    """The doctor, the sample and the column mapping belong to one file; browsing can leave its folder."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    chat = folder / "chat.jsonl"
+    chat.write_text("\n".join(demo_train_file().read_text().splitlines()[:12] + ["{broken json"]) + "\n")
+    other = folder / "odd.csv"
+    other.write_text("ask,reply\nWhat is two plus two?,Four.\n")
+    (tmp_path / "elsewhere.jsonl").write_text('{"text": "hi"}\n')
+    create_project("p", data=str(chat))
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.screen.mode == "data"
+        pane = app.screen.query_one(DataPane)
+        await settle(pilot, app)
+        pane.action_check()
+        await settle(pilot, app)
+        problems = pane.query_one("#problems-table", DataTable)
+        assert problems.row_count == 1 and "usable of 13 rows" in str(pane.query_one("#doctor-summary").render())
+
+        pane.show(other)
+        await settle(pilot, app)
+        assert problems.row_count == 0
+        summary = str(pane.query_one("#doctor-summary").render())
+        assert "usable of" not in summary and "This file is not it" in summary
+        assert "shape: not recognised" in str(pane.query_one("#preview-info").render())
+        # a mapping chosen for this file and applied, then auto again: auto applies no columns
+        pane.shape, pane.columns = "prompt_completion", {"prompt": "ask", "completion": "reply"}
+        pane.show(other)
+        await settle(pilot, app)
+        pane.query_one("DataTree").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.screen.form.project.data.columns == {"prompt": "ask", "completion": "reply"}
+        mapping = {s.name: s for s in pane.query("#mapping Select")}
+        mapping["shape"].value = "auto"
+        await settle(pilot, app)
+        pane.query_one("DataTree").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        assert (app.screen.form.project.data.shape, app.screen.form.project.data.columns) == ("auto", {})
+
+        pane.show(chat)  # back to the project's data: its report again
+        await settle(pilot, app)
+        assert problems.row_count == 1
+
+        tree = pane.query_one("DataTree")
+        tree.focus()
+        await pilot.press("backspace")
+        await settle(pilot, app)
+        assert Path(tree.path) == tmp_path
+        await until_children(pilot, tree)
+        assert "elsewhere.jsonl" in [node.data.path.name for node in tree.root.children]
+
+
+async def until_children(pilot, tree) -> None:
+    for _ in range(100):
+        if tree.root.children:
+            return
+        await pilot.pause(0.05)

@@ -73,10 +73,10 @@ class ProjectScreen(Screen):
             super().__init__()
             self.project, self.mode = project, mode
 
-    def __init__(self, name: str, mode: str = "settings"):
+    def __init__(self, name: str, mode: str = "data"):
         super().__init__()
         self.project_name = name
-        self.start_mode = mode if mode in MODES else "settings"
+        self.start_mode = mode if mode in MODES else "data"
         if running_holder(name):  # a run is going: land on its dashboard
             self.start_mode = "train"
         self.entry: ProjectEntry = read_project(name)
@@ -113,7 +113,7 @@ class ProjectScreen(Screen):
             data_path = Path(project.data.path).expanduser() if project.data.path else None
             root = data_path.parent if data_path and data_path.is_file() else data_path or Path.cwd()
             yield DataPane(self.project_name, root if root.is_dir() else Path.cwd(),
-                           data_path if data_path and data_path.is_file() else None,
+                           data_path if data_path and data_path.is_file() else None, data=data_path,
                            shape=project.data.shape, columns=project.data.columns, id="data-pane")
         elif mode == "settings":
             yield Horizontal(Static("saved", id="settings-status"),
@@ -216,6 +216,9 @@ class ProjectScreen(Screen):
                       "● unsaved changes (Ctrl+S saves)" if event.dirty else "saved")
         self._summary()
         self.sub_title = ("● " if event.dirty else "") + event.project.model.base
+        if panes := self.query(DataPane):
+            saved = self.form.saved.data
+            panes.first().project_settings(saved.path, saved.shape, saved.columns)
         self.show_estimate()
 
     # ------------------------------------------------------------------ the model: facts, estimate, choosers

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 from smolora_engine.data.preview import Preview, preview
 from smolora_engine.data.shapes import SHAPES, resolve_columns
 
+from ..dialogs import TextInputDialog
 from ..engine_cli import run_engine
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
@@ -78,6 +79,8 @@ class DataPane(Widget):
                 tooltip="Set data.shape and data.columns to the shape and columns chosen above the preview"),
         Binding("v", "sample", "Sample", id="data.sample",
                 tooltip="Show the next sample as the model sees it: chat template, trained text highlighted"),
+        Binding("backspace", "parent", "Up a folder", id="data.parent", tooltip="Browse the folder above this one"),
+        Binding("g", "go_to", "Go to…", id="data.goto", tooltip="Type a folder or file to browse"),
     ]
 
     class UseFile(Message):
@@ -97,13 +100,16 @@ class DataPane(Widget):
             super().__init__()
             self.shape, self.columns = shape, columns
 
-    def __init__(self, project_name: str, root: Path, selected: Path | None = None, *,
+    def __init__(self, project_name: str, root: Path, selected: Path | None = None, *, data: Path | None = None,
                  shape: str = "auto", columns: dict[str, str] | None = None, id: str | None = None):
         super().__init__(id=id)
         self.project_name, self.root, self.selected = project_name, root, selected
         self.last_preview: Preview | None = None
         self.report: dict | None = None
         self.shape, self.columns = shape, dict(columns or {})  # the mapping being edited
+        # The project's saved data and its mapping: what the doctor and the sample view read.
+        self.project_data: Path | None = data
+        self.project_mapping = (shape, dict(columns or {}))
         self.sample_index = -1
         self._mapping_for: tuple = ()  # what the mapping editors were built for
 
@@ -131,9 +137,62 @@ class DataPane(Widget):
         self.show(event.path)
 
     def show(self, path: Path, highlight: str | None = None) -> None:
+        if path != self.selected:
+            self._forget(path)
         self.selected = path
         self.query_one("#preview-info", Static).update(f"reading {path} …")
         self._load(path, highlight)
+
+    def is_project_data(self, path: Path | None) -> bool:
+        data = self.project_data
+        return path is not None and data is not None and (path == data or data in path.parents)
+
+    def _forget(self, path: Path) -> None:
+        """Another file: nothing shown about the last one may look as if it were about this one."""
+        self.sample_index = -1
+        self.query_one("#sample").remove_class("-shown")
+        self.query_one("#raw-row").display = False
+        self.shape, self.columns = (self.project_mapping[0], dict(self.project_mapping[1])) \
+            if self.is_project_data(path) else ("auto", {})
+        self._mapping_for = ()
+        if self.report is not None and self.is_project_data(path):
+            self.show_report(self.report)
+            return
+        summary = self.query_one("#doctor-summary", Static)
+        summary.remove_class("-error")
+        data = f" ({self.project_data})" if self.project_data else ""
+        summary.update(f"c checks the project's data{data}. This file is not it: u makes it the data, "
+                       "then c checks it." if not self.is_project_data(path) else
+                       "Press c to check the project's data (the doctor runs in the background).")
+        self.query_one("#problems-table", DataTable).clear(columns=True)
+
+    def project_settings(self, data_path: str, shape: str, columns: dict[str, str]) -> None:
+        """The project's saved data settings changed (saved from Settings, or u / a and Ctrl+S)."""
+        path = Path(data_path).expanduser() if data_path else None
+        if path != self.project_data:
+            self.report = None  # a report of the old data
+        self.project_data, self.project_mapping = path, (shape, dict(columns))
+
+    def action_parent(self) -> None:
+        tree = self.query_one(DataTree)
+        parent = Path(tree.path).resolve().parent
+        if parent != Path(tree.path).resolve():
+            tree.path = parent
+
+    def action_go_to(self) -> None:
+        def check(text: str) -> str | None:
+            return None if text and Path(text).expanduser().exists() else "no such folder or file"
+
+        def go(text: str | None) -> None:
+            if not text:
+                return
+            target = Path(text).expanduser().resolve()
+            self.query_one(DataTree).path = target if target.is_dir() else target.parent
+            if target.is_file():
+                self.show(target)
+
+        self.app.push_screen(TextInputDialog("Browse which folder (or file)?", str(self.query_one(DataTree).path),
+                                             check, "Go"), go)
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load(self, path: Path, highlight: str | None) -> None:
@@ -211,6 +270,9 @@ class DataPane(Widget):
             if event.value == self.shape:
                 return
             self.shape = str(event.value)
+            # auto detects from the column names; another shape keeps only the roles it reads
+            keep = ROLES.get(self.shape, ())
+            self.columns = {role: col for role, col in self.columns.items() if role in keep}
         else:
             role = event.select.name or ""
             resolved = resolve_columns(set(self.last_preview.columns if self.last_preview else ()), self.columns)
