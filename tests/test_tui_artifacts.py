@@ -141,3 +141,34 @@ async def test_chat_streams_stops_compares_and_reopens(trained):
         await pilot.pause()
         assert [b.text for b in bubbles(app)][:2] == ["hello", turns[0]["answers"]["adapter"]]
         assert len(bubbles(app)) == 8  # you, answer, then twice: you, base, tuned
+
+
+async def test_merge_defaults_to_the_newest_final_adapter_and_lists_say_what_is_true(tiny_model_dir):
+    import shutil
+
+    from smolora_engine.cli import main
+    from smolora_engine.runs import list_runs
+    from tests.test_training import make_project
+
+    make_project("m", tiny_model_dir, max_steps=2, save_steps=1, keep_checkpoints=5)
+    assert main(["train", "--project", "m"]) == 0
+    assert main(["train", "--project", "m"]) == 0
+    older, newer = list_runs("m")
+    shutil.rmtree(newer.folder / "adapter")  # the newer run ended with checkpoints only (as a stopped run does)
+    for n in range(3):
+        chats_dir("m").mkdir(parents=True, exist_ok=True)
+        (chats_dir("m") / f"2026010{n}-000000.json").write_text(json.dumps(
+            {"started": f"2026010{n}-000000", "turns": [{"user": f"hello {n}", "answers": {"base": "hi"}}]}))
+    app = SmoloraApp(project="m")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        pane = app.screen.query_one(MergePane)
+        await until(pilot, lambda: pane.source is not None, what="adapters listed")
+        assert pane.source == (older.run_id, None)
+        source = app.screen.query_one("#merge-source", Select)
+        assert source.prompt != "no finished run yet"
+        await pilot.press("5")
+        await until(pilot, lambda: app.screen.query_one(ChatPane).ready, timeout=120, what="serve ready")
+        assert app.screen.query_one("#chat-model", Select).prompt != "loading…"
+        saved = app.screen.query_one("#saved", Select)
+        assert saved.prompt == "open one of 3 saved" and len(saved._options) == 4

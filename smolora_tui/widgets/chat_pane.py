@@ -236,6 +236,7 @@ class ChatPane(Widget):
             self.models, self.ready = list(event.models), True
             status.update("ready: " + ", ".join(event.models))
             select = self.query_one("#chat-model", Select)
+            select.prompt = "choose a model"
             select.set_options([(MODEL_LABELS.get(m, m), m) for m in self.models])
             select.value = "adapter" if "adapter" in self.models else self.models[0]
             self.trained_system, self.system_from = event.system, event.system_from
@@ -431,8 +432,10 @@ class ChatPane(Widget):
 
     def _list_saved(self) -> None:
         select = self.query_one("#saved", Select)
+        saved = saved_conversations(self.project_name)
+        select.prompt = f"open one of {len(saved)} saved" if saved else "none yet"
         with select.prevent(Select.Changed):
-            select.set_options([(title, str(path)) for title, path in saved_conversations(self.project_name)])
+            select.set_options([(title, str(path)) for title, path in saved])
 
     @on(Select.Changed, "#saved")
     def _open_saved(self, event: Select.Changed) -> None:

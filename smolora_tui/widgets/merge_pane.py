@@ -121,12 +121,14 @@ class MergePane(Widget):
     def _set_sources(self, options: list[tuple[str, Source]]) -> None:
         select = self.query_one("#merge-source", Select)
         current = select.value
+        select.prompt = "choose an adapter" if options else "no finished run yet"  # the blank option says what is true
         select.set_options(options)
         values = [value for _label, value in options]
+        finals = [value for value in values if value[1] is None]  # the newest run's final adapter, if any
         if current in values:
             select.value = current
         elif values:
-            select.value = values[0]
+            select.value = finals[0] if finals else values[0]
         self._show_reports()
 
     @property
