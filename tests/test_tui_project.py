@@ -11,7 +11,7 @@ from smolora_engine import paths
 from smolora_engine.demo import demo_train_file
 from smolora_engine.projects import create_project, load_project
 from smolora_tui.app import SmoloraApp
-from smolora_tui.dialogs import ConfirmDialog
+from smolora_tui.dialogs import ChoiceDialog, ConfirmDialog
 from smolora_tui.screens.picker import ProjectPicker
 from smolora_tui.screens.project import ProjectScreen
 from smolora_tui.state import load_state
@@ -131,16 +131,37 @@ async def test_leaving_with_unsaved_changes_asks_first():
         app.screen.focus_next()  # away from the input, so escape reaches the screen
         await pilot.press("escape")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmDialog)
+        assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("escape")  # cancel: stay, changes kept
         await pilot.pause()
         assert isinstance(app.screen, ProjectScreen) and app.screen.form.dirty
         await pilot.press("escape")
         await pilot.pause()
-        await pilot.press("y")
+        await pilot.click("#choice-discard")
         await pilot.pause()
         assert isinstance(app.screen, ProjectPicker)
     assert load_project("p").lora.r == 16
+
+
+async def test_leave_can_save_and_f5_asks_before_discarding():
+    create_project("p")
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, app, "lora.r", "8")
+        app.screen.focus_next()
+        await pilot.press("f5")  # reload with unsaved changes: asked, and cancel keeps them
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.form.dirty and row(app, "lora.r").query_one(Input).value == "8"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.click("#choice-save")  # save and leave
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectPicker)
+    assert load_project("p").lora.r == 8
 
 
 async def test_preset_from_the_palette_and_number_keys_switch_modes():

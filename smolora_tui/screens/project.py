@@ -20,7 +20,7 @@ from smolora_engine.runs import running_holder
 
 from smolora_engine.estimate import GIB, FactsError, estimate_for, gib
 
-from ..dialogs import ConfirmDialog, ModelPickerDialog, TargetsDialog
+from ..dialogs import ChoiceDialog, ConfirmDialog, ModelPickerDialog, TargetsDialog
 from ..later import Later
 from ..model_facts import ModelFactsCache
 from .picker import ProjectPicker, short_path
@@ -354,6 +354,17 @@ class ProjectScreen(Screen):
         return True
 
     def action_reload(self) -> None:
+        """Read the project file again; unsaved changes are discarded only when the person says so."""
+        if self.entry.project is not None and self.query("#form") and self.form.dirty:
+            self.app.push_screen(ChoiceDialog(
+                "The settings have unsaved changes. Reading the file again discards them.",
+                [("save", "Save first", "primary"), ("discard", "Discard and reload", "error")]),
+                lambda answer: self._reload() if answer == "discard" or (answer == "save" and self.action_save())
+                else None)
+            return
+        self._reload()
+
+    def _reload(self) -> None:
         self.entry = read_project(self.project_name)
         if self.entry.project is not None and not self.query("#modes"):  # the file was fixed: build the modes
             self.app.switch_screen(ProjectScreen(self.project_name))
@@ -367,12 +378,13 @@ class ProjectScreen(Screen):
             self._back()
             return
 
-        def answered(discard: bool | None) -> None:
-            if discard:
+        def answered(answer: str | None) -> None:
+            if answer == "discard" or (answer == "save" and self.action_save()):
                 self._back()
 
-        self.app.push_screen(ConfirmDialog("The settings have unsaved changes. Leave without saving?",
-                                           "Discard changes", danger=True), answered)
+        self.app.push_screen(ChoiceDialog("The settings have unsaved changes.",
+                                          [("discard", "Discard changes", "error"),
+                                           ("save", "Save and leave", "primary")], focus="save"), answered)
 
     def _back(self) -> None:
         """To the project list (opened with --project, the list is made only now)."""
