@@ -72,13 +72,15 @@ def _print_event(event: ev.Event, last_print: float) -> float:
     return last_print
 
 
-def quiet_libraries() -> None:
+def quiet_walk() -> None:
     """The walk prints its own progress: no library progress bars or deprecation chatter in between."""
     import warnings
 
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -89,7 +91,7 @@ def walk(project: Project, max_steps: int | None = None, prompts: int | None = N
     from .merge import merge_run
     from .models import load_tokenizer
 
-    quiet_libraries()
+    quiet_walk()
     name = project.name
     say(1, f"project {name!r}: model {project.model.base}, data {project.data.path}")
     print(f"    its files: {paths.project_file(name)} and {paths.project_data_dir(name)}")

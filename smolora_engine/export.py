@@ -19,6 +19,7 @@ from typing import Callable
 
 from . import events as ev
 from .data.chat_format import ChatFormat
+from .fsutil import normal_file_mode
 
 QUANTS = ("f16", "q8_0")
 REPORT_FILE = "smolora-export.json"
@@ -304,6 +305,7 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", emit: Emit | None =
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    os.chmod(tmp, normal_file_mode())
     os.replace(tmp, out)
     return {"path": str(out), "quant": quant, "tensors": count, "bytes": out.stat().st_size,
             "architecture": architecture, "context_length": config.max_position_embeddings}

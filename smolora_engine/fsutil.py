@@ -7,6 +7,21 @@ import tempfile
 from pathlib import Path
 
 
+def normal_file_mode() -> int:
+    """The mode a plainly created file gets under the user's umask (0o644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def give_normal_modes(folder: Path) -> None:
+    """Files that libraries wrote private (mkstemp, safetensors: 0600) get the user's normal mode."""
+    mode = normal_file_mode()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and os.replace.
 
@@ -17,6 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, normal_file_mode())  # mkstemp makes it 0600: the file gets the user's normal mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import events as ev
+from .fsutil import give_normal_modes
 
 CHECK_PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time")
 REPORT_FILE = "smolora-merge.json"
@@ -62,6 +63,7 @@ def merge_adapter(base: str, adapter: Path, out: Path, trust_remote_code: bool =
     tokenizer.save_pretrained(tmp)
     if merged.generation_config is not None:
         merged.generation_config.save_pretrained(tmp)
+    give_normal_modes(tmp)  # a standard folder for other tools and users: no private 0600 weights
     dtype = str(next(merged.parameters()).dtype).removeprefix("torch.")
     del merged, peft_model, model
     gc.collect()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
+from .fsutil import give_normal_modes
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        give_normal_modes(tmp)
         stat = source.gguf.stat()
         (tmp / _MARKER).write_text(json.dumps({
             "alias": source.spec, "gguf": str(source.gguf), "gguf_size": stat.st_size,

@@ -293,8 +293,11 @@ def serve(engine: Engine, stdin: IO[str], stdout: IO[str]) -> int:
 
 
 def serve_stdio(project: str, run_id: str | None = None, checkpoint: int | None = None) -> int:
+    from .quiet import quiet_libraries
+
     out = sys.stdout
     sys.stdout = sys.stderr  # libraries that print must not corrupt the event stream
+    quiet_libraries()  # the worker's stderr is for what went wrong (the app shows its last line)
     try:
         engine = Engine(project, run_id, checkpoint,
                         progress=lambda m: out.write(ev.Loading(message=m).to_json() + "\n") or out.flush())

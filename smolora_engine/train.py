@@ -29,29 +29,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import events as ev
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, give_normal_modes
 from .project import Project, project_from_dict
 from .runs import (
     COMPLETE_MARKER, HEARTBEAT_S, checkpoints, console_text, describe_event, duration, latest_complete_checkpoint,
     list_run_ids, new_run_id, process_alive, process_start_time, read_run_settings, run_dir, running_holder, summarize,
     training_lock,
 )
-
-
-def quiet_libraries() -> None:
-    """The run's own events say what happens: no progress bars or log dicts from the libraries underneath.
-
-    (transformers' weight-loading and datasets' map progress bars, and a deprecation warning raised
-    inside TRL and PEFT that a user can do nothing about.) Warnings and errors still get through.
-    """
-    import warnings
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 class TrainingRefused(Exception):
@@ -280,6 +264,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
                 return
             import json
 
+            give_normal_modes(path)
             atomic_write_text(path / COMPLETE_MARKER, json.dumps({
                 "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(),
                 "best_eval": state.best_eval, "best_step": state.best_step}))
@@ -455,6 +440,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Log(message=f"device: {choice.describe()}"))
         emit(ev.Loading(message=f"loading {project.model.base}", progress=0.0))
         from .models import load_model
+        from .quiet import quiet_libraries
 
         quiet_libraries()
 
@@ -516,6 +502,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
             return 0
         trainer.model.save_pretrained(adapter)
         tokenizer.save_pretrained(adapter)
+        give_normal_modes(adapter)
         emit(ev.Finished(step=step, path=str(adapter), loss=callback.last_loss,
                          eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=callback.elapsed(),
                          details={"trainable_parameters": trainable}))

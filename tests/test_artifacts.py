@@ -266,3 +266,21 @@ def test_serve_and_the_modelfile_render_as_the_run_trained(bpe_model):
     fmt = ChatFormat(system="Sign every answer.")
     text = modelfile_text("model.gguf", ollama_template(engine.tokenizer, fmt), 2048, fmt.system)
     assert 'SYSTEM """Sign every answer."""' in text and "{{ if .System }}" in text
+
+
+def test_serve_says_nothing_on_stderr_when_all_is_well_and_files_get_normal_modes(trained):
+    """No progress bar or library deprecation on the worker's stderr (the app shows its last line when it
+    dies); the merged folder's weights are readable like any file the user writes (not 0600)."""
+    import stat
+
+    worker = Worker(trained)
+    worker.wait(lambda e: isinstance(e, ev.Ready))
+    worker.close()
+    assert worker.proc.stderr.read().strip() == ""
+    assert main(["merge", "--project", trained]) == 0
+    (run,) = list_runs(trained)
+    from smolora_engine.fsutil import normal_file_mode
+
+    for path in [run.folder / "merged" / "model.safetensors", run.folder / "adapter" / "adapter_model.safetensors",
+                 run.folder / "run.toml"]:
+        assert stat.S_IMODE(path.stat().st_mode) == normal_file_mode(), path
