@@ -179,6 +179,14 @@ async def test_start_follows_the_new_run_and_a_stop_counts_down_to_an_explicit_k
                         and len(steps(shown(app))) >= 2, what="the new run followed")
             new = pane(app).shown
             await until(pilot, lambda: f"run {new}" in drawn(app, "#train-stats"), timeout=5, what="drawn")
+            await pilot.press("f1")  # help lists start and resume while a run goes (pressed, they say why not)
+            from smolora_tui.screens.help import HelpScreen
+
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=5, what="help")
+            keys = [key for key, _text in app.screen.keys]
+            assert "s" in keys and "r" in keys and "x" in keys
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen), timeout=5, what="help closed")
             await pilot.press("s")  # one run at a time: it says why
             await until(pilot, lambda: any("one run per project" in n for n in notices(app)), timeout=5,
                         what="start refused")
