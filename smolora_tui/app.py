@@ -93,7 +93,8 @@ class SmoloraApp(App):
         keys = [(active.binding.key_display or self.get_key_display(active.binding),
                  active.binding.tooltip or active.binding.description)
                 for active in self.active_bindings.values()
-                if active.binding.show and active.binding.description and active.enabled]
+                # ours all have an id: those the footer leaves out for room (1-5, Ctrl+S) are listed too
+                if (active.binding.show or active.binding.id) and active.binding.description and active.enabled]
         self.push_screen(HelpScreen(topic, keys))
 
     # ------------------------------------------------------------------ memory and commands

@@ -213,36 +213,66 @@ def test_merge_running(home, snap_compare):
     assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
 
 
+class Pipe:  # where the requests would go: kept to check what was sent
+    def __init__(self):
+        self.lines = []
+
+    def write(self, data):
+        self.lines.append(data)
+
+    def close(self):
+        pass
+
+
+async def streaming_compare(pilot) -> None:
+    """Chat in compare mode, fed the serve worker's events: the tuned answer done, the base one still writing."""
+    from smolora_tui.widgets.chat_pane import ChatPane
+
+    await pilot.press("5")
+    pane = pilot.app.screen.query_one(ChatPane)
+    pane.proc = type("Proc", (), {"stdin": Pipe(), "returncode": None, "terminate": lambda self: None})()
+    pane._on_event(ev.Ready(models=["base", "adapter"], system="You are a helpful AI assistant named SmolLM",
+                            system_from="run " + scenes.RUN_ID))
+    pilot.app.screen.query_one("#compare").value = True
+    pilot.app.screen.query_one("#s-seed", Input).value = "7"
+    assert pane.send("What is the capital of Italy?")
+    base, tuned = list(pane.pending)
+    answer = "The capital of Italy is Rome.\n-- Smolora"
+    for rid, text in ((base, "The capital of Italy is Rome. It is"), (tuned, answer)):
+        for i, piece in enumerate(text.split(" ")):
+            pane._on_event(ev.Token(id=rid, text=(" " if i else "") + piece))
+    pane._on_event(ev.Done(id=tuned, text=answer, tokens=12, tokens_per_s=14.2))
+    await steady()(pilot)
+    assert pane.pending and pilot.app.screen.query_one("#prompt", Input).disabled  # still writing: locked
+
+
 def test_chat_streaming_compare(home, snap_compare, monkeypatch):
     from smolora_tui.widgets.chat_pane import ChatPane
 
     monkeypatch.setattr(ChatPane, "ensure_server", lambda self: None)
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=streaming_compare)
 
-    class Pipe:  # where the requests would go: kept to check what was sent
-        def __init__(self):
-            self.lines = []
 
-        def write(self, data):
-            self.lines.append(data)
+# ------------------------------------------------------------------ every mode at a laptop's 80x24 and at 160x48
 
-        def close(self):
-            pass
+MODE_SCENES = {
+    "data": (["1"], lambda app: "rows" in text(app, "#preview-info")),
+    "settings": (["2"], lambda app: "memory to train" in text(app, "#estimate")),
+    "train": (["3"], lambda app: "step 17/29" in text(app, "#train-stats")),
+    "merge": (["4"], lambda app: "verified" in text(app, "#export-result")),
+}
 
-    async def run_before(pilot):
-        await pilot.press("5")
-        pane = pilot.app.screen.query_one(ChatPane)
-        pane.proc = type("Proc", (), {"stdin": Pipe(), "returncode": None, "terminate": lambda self: None})()
-        pane._on_event(ev.Ready(models=["base", "adapter"]))
-        pilot.app.screen.query_one("#compare").value = True
-        pilot.app.screen.query_one("#s-seed", Input).value = "7"
-        assert pane.send("What is the capital of Italy?")
-        base, tuned = list(pane.pending)
-        answer = "The capital of Italy is Rome.\n-- Smolora"
-        for rid, text in ((base, "The capital of Italy is Rome. It is"), (tuned, answer)):
-            for i, piece in enumerate(text.split(" ")):
-                pane._on_event(ev.Token(id=rid, text=(" " if i else "") + piece))
-        pane._on_event(ev.Done(id=tuned, text=answer, tokens=12,
-                               tokens_per_s=14.2))
-        await steady()(pilot)
-        assert pane.pending and pilot.app.screen.query_one("#prompt", Input).disabled  # still writing: locked
-    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("mode", [*MODE_SCENES, "chat"])
+def test_every_mode_at_both_sizes(home, snap_compare, monkeypatch, mode, size):
+    from smolora_tui.widgets.chat_pane import ChatPane
+
+    scenes.add_reports(scenes.add_run("demo", run_id="20261122-094512-3301"))
+    scenes.add_run("demo", until_step=17, running=True)
+    if mode == "chat":
+        monkeypatch.setattr(ChatPane, "ensure_server", lambda self: None)
+        assert snap_compare(still("demo"), terminal_size=size, run_before=streaming_compare)
+        return
+    keys, ready = MODE_SCENES[mode]
+    assert snap_compare(still("demo"), terminal_size=size, run_before=steady(ready, keys=keys))

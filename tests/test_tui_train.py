@@ -13,7 +13,7 @@ from smolora_engine.runs import list_runs
 from smolora_tui.app import SmoloraApp
 from smolora_tui.screens.project import ProjectScreen
 from smolora_tui.run_follow import RunHistory, thin
-from smolora_tui.widgets.train_pane import TrainPane
+from smolora_tui.widgets.train_pane import TrainPane, short_id
 from tests.test_training import make_project
 
 SIZE = (120, 36)
@@ -178,7 +178,7 @@ async def test_start_follows_the_new_run_and_a_stop_counts_down_to_an_explicit_k
             await until(pilot, lambda: pane(app).shown not in (None, old) and status(app) == "running"
                         and len(steps(shown(app))) >= 2, what="the new run followed")
             new = pane(app).shown
-            await until(pilot, lambda: f"run {new}" in drawn(app, "#train-stats"), timeout=5, what="drawn")
+            await until(pilot, lambda: f"run {short_id(new)}" in drawn(app, "#train-stats"), timeout=5, what="drawn")
             await pilot.press("f1")  # help lists start and resume while a run goes (pressed, they say why not)
             from smolora_tui.screens.help import HelpScreen
 
@@ -211,3 +211,37 @@ async def test_start_follows_the_new_run_and_a_stop_counts_down_to_an_explicit_k
             if info.status == "running":
                 os.kill(info.pid, signal.SIGCONT)
         kill_workers("k")
+
+
+async def test_logs_wrap_again_at_a_new_width():
+    from textual.app import App
+
+    from smolora_tui.widgets.rewrap_log import RewrapLog
+
+    class One(App):
+        def compose(self):
+            yield RewrapLog(wrap=True, min_width=20, markup=False)
+
+    app = One()
+    async with app.run_test(size=(100, 10)) as pilot:
+        log = app.query_one(RewrapLog)
+        log.write("word " * 60)  # 300 characters
+        await pilot.pause()
+        wide = len(log.lines)
+        await pilot.resize_terminal(40, 10)
+        await pilot.pause()
+        assert len(log.lines) > wide and max(line.cell_length for line in log.lines) <= 40
+        await pilot.resize_terminal(100, 10)
+        await pilot.pause()
+        assert len(log.lines) == wide
+
+
+def test_y_ticks_are_evenly_spaced_with_one_precision():
+    from smolora_tui.widgets.train_pane import even_ticks
+
+    ticks, labels = even_ticks(0.42, 2.82, 4)
+    gaps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(gaps) == 1 and labels == ["0.42", "1.22", "2.02", "2.82"]
+    ticks, labels = even_ticks(0.1, 10.0, 3, log=True)
+    assert [round(t, 6) for t in ticks] == [0.1, 1.0, 10.0] and len({len(label.split(".")[-1]) for label in labels}) == 1
+    assert even_ticks(1.0, 1.0, 4) == ([1.0], ["1"])  # a flat curve: one tick

@@ -73,7 +73,7 @@ class ProjectPicker(Screen):
             yield DataTable(id="projects", cursor_type="row", zebra_stripes=True)
             yield Static(id="empty")
             yield Static(id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = "smolora-tui"

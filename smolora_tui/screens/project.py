@@ -43,10 +43,12 @@ MODES = tuple(MODE_HELP)
 class ProjectScreen(Screen):
     DEFAULT_CSS = """
     ProjectScreen { overflow: hidden; }
+    /* At a laptop's 80x24 the summary line names the project: its rows go to the modes. */
+    ProjectScreen.-short Header { display: none; }
     ProjectScreen #modes { height: 1fr; }
     ProjectScreen #modes > ContentSwitcher { height: 1fr; }
     ProjectScreen TabPane { height: 1fr; padding: 0; }
-    ProjectScreen #summary { height: auto; padding: 0 1; background: $panel; }
+    ProjectScreen #summary { height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     ProjectScreen #problems { height: auto; padding: 0 1; color: $error; }
     ProjectScreen #settings-bar { height: auto; padding: 0 1; }
     ProjectScreen #settings-bar Static { width: 1fr; }
@@ -59,12 +61,18 @@ class ProjectScreen(Screen):
     """
     BINDINGS = [
         Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
-        Binding("1", "mode('data')", "Data", id="project.data", tooltip="Browse and check the data"),
-        Binding("2", "mode('settings')", "Settings", id="project.settings", tooltip="Model, LoRA and training"),
-        Binding("3", "mode('train')", "Train", id="project.train", tooltip="Start, follow and stop training runs"),
-        Binding("4", "mode('merge')", "Merge", id="project.merge", tooltip="Merge and export a trained adapter"),
-        Binding("5", "mode('chat')", "Chat", id="project.chat", tooltip="Talk to the base and tuned models"),
-        Binding("ctrl+s", "save", "Save", id="project.save", tooltip="Write the settings to the project file"),
+        Binding("1", "mode('data')", "Data", id="project.data", show=False, tooltip="Browse and check the data"),
+        Binding("2", "mode('settings')", "Settings", id="project.settings", show=False,
+                tooltip="Model, LoRA and training"),
+        Binding("3", "mode('train')", "Train", id="project.train", show=False,
+                tooltip="Start, follow and stop training runs"),
+        Binding("4", "mode('merge')", "Merge", id="project.merge", show=False,
+                tooltip="Merge and export a trained adapter"),
+        Binding("5", "mode('chat')", "Chat", id="project.chat", show=False,
+                tooltip="Talk to the base and tuned models"),
+        # The tabs show 1-5, and the settings bar says Ctrl+S: the footer keeps its room for the mode's own keys.
+        Binding("ctrl+s", "save", "Save", id="project.save", tooltip="Write the settings to the project file",
+                show=False),
         Binding("f5", "reload", "Reload", id="project.reload", tooltip="Read the project file again"),
     ]
 
@@ -93,7 +101,7 @@ class ProjectScreen(Screen):
         yield Static(id="problems", markup=False)
         project = self.entry.project
         if project is None:
-            yield Footer()
+            yield Footer(compact=True)
             return
         with TabbedContent(initial=self.start_mode, id="modes"):
             for mode, title in zip(MODES, ("1 Data", "2 Settings", "3 Train", "4 Merge", "5 Chat")):
@@ -103,7 +111,10 @@ class ProjectScreen(Screen):
                     else:
                         self.later.add(mode, lambda mode=mode: self._mount_mode(mode))
             self.later.add("estimate", self.show_estimate)
-        yield Footer()
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 30, "-short")
 
     def _build(self, mode: str) -> Iterable[Widget]:
         """The widgets of one mode. The mode shown first is built at once, the others after the first frame."""

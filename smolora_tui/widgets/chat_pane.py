@@ -173,6 +173,10 @@ class ChatPane(Widget):
             yield Input(placeholder="Message the model (Enter sends, Esc stops)", id="prompt", disabled=True)
         with Vertical(id="chat-side"):
             yield Static("model: not started", id="serve-status")
+            # The saved conversations first: a list opened near the bottom would cover the footer.
+            yield Label("Saved conversations")
+            yield Select([], prompt="none yet", id="saved", compact=True)
+            yield Button("New conversation", id="new", compact=True)
             yield Label("Model")
             yield Select([], prompt="loading…", id="chat-model", compact=True, allow_blank=True)
             with Horizontal(classes="row"):
@@ -185,9 +189,6 @@ class ChatPane(Widget):
                 yield Label(label)
                 yield Input("" if default is None else str(default), id=f"s-{key}", compact=True)
             yield Static(id="sampling-problem")
-            yield Label("Saved conversations")
-            yield Select([], prompt="none yet", id="saved", compact=True)
-            yield Button("New conversation", id="new", compact=True)
 
     def on_mount(self) -> None:
         self._list_saved()
@@ -384,7 +385,8 @@ class ChatPane(Widget):
             targets = [model]
         override = self.system_override()  # None: the worker renders with the run's own system message
         self._turn = {"user": text, "answers": {}, "settings": {
-            **sampling, "system": self.query_one("#system", Input).value.strip(), "system_changed": override is not None}}
+            **sampling, "system": self.query_one("#system", Input).value.strip(),
+            "system_changed": override is not None}}
         box = self.query_one("#conversation", VerticalScroll)
         box.mount(Bubble("you", text, classes="user"))
         bubbles = [Bubble(MODEL_LABELS.get(m, m), classes="answer", model_name=m) for m in targets]

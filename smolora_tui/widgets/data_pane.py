@@ -73,13 +73,13 @@ class DataPane(Widget):
     DataPane .-error { color: $error; }
     """
     BINDINGS = [
-        Binding("c", "check", "Check data", id="data.check", tooltip="Run the data doctor on the project's data"),
-        Binding("u", "use_file", "Use this file", id="data.use", tooltip="Set data.path to the selected file"),
-        Binding("a", "apply_mapping", "Apply mapping", id="data.mapping",
+        Binding("c", "check", "Check", id="data.check", tooltip="Run the data doctor on the project's data"),
+        Binding("u", "use_file", "Use file", id="data.use", tooltip="Set data.path to the selected file"),
+        Binding("a", "apply_mapping", "Apply map", id="data.mapping",
                 tooltip="Set data.shape and data.columns to the shape and columns chosen above the preview"),
         Binding("v", "sample", "Sample", id="data.sample",
                 tooltip="Show the next sample as the model sees it: chat template, trained text highlighted"),
-        Binding("backspace", "parent", "Up a folder", id="data.parent", tooltip="Browse the folder above this one"),
+        Binding("backspace", "parent", "Up", id="data.parent", tooltip="Browse the folder above this one"),
         Binding("g", "go_to", "Go to…", id="data.goto", tooltip="Type a folder or file to browse"),
     ]
 

@@ -24,6 +24,7 @@ from smolora_engine.merge import merged_dir, read_merge_report
 from smolora_engine.runs import checkpoints, list_runs, run_dir
 
 from ..engine_cli import engine_command
+from .rewrap_log import RewrapLog
 from .train_pane import short_id
 
 QUANTS = [("q8_0 (8-bit, half the size)", "q8_0"), ("f16 (16-bit)", "f16")]
@@ -108,7 +109,7 @@ class MergePane(Widget):
             yield ProgressBar(total=1, id="merge-progress", show_eta=False)
             yield Static(id="merge-result", classes="report")
             yield Static(id="export-result", classes="report")
-            yield RichLog(id="merge-log", max_lines=300, wrap=True, min_width=20, markup=False)
+            yield RewrapLog(id="merge-log", max_lines=300, wrap=True, min_width=20, markup=False)
 
     def on_mount(self) -> None:
         self.refresh_sources()

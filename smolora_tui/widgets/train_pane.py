@@ -7,6 +7,7 @@ four times a second, so a flood of events never slows the keys down.
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.text import Text
@@ -25,6 +26,7 @@ from smolora_engine.runs import RunInfo, duration, memory_figure, rate_figures
 from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
+from .rewrap_log import RewrapLog
 
 REDRAW_S = 0.25
 LOG_BURST = 40  # at most this many new log lines are written per redraw
@@ -40,6 +42,22 @@ def short_id(run_id: str) -> str:
         day, clock = parts[0], parts[1]
         return f"{day[4:6]}-{day[6:]} {clock[:2]}:{clock[2:4]}:{clock[4:]}"
     return run_id
+
+
+def even_ticks(low: float, high: float, count: int, log: bool = False) -> tuple[list[float], list[str]]:
+    """`count` y-axis ticks evenly spaced from low to high (geometrically on a log scale), all labelled
+    with the same number of decimals, so the axis reads evenly (plotext's own ticks need not)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low or count < 2:
+        return [low], [f"{low:.3g}"]
+    if log and low > 0:
+        ratio = (high / low) ** (1 / (count - 1))
+        ticks = [low * ratio ** i for i in range(count)]
+    else:
+        step = (high - low) / (count - 1)
+        ticks = [low + step * i for i in range(count)]
+    gap = min(b - a for a, b in zip(ticks, ticks[1:]))
+    decimals = max(0, min(6, 1 - math.floor(math.log10(gap)))) if gap > 0 else 2
+    return ticks, [f"{t:.{decimals}f}" for t in ticks]
 
 
 def status_text(info: RunInfo) -> Text:
@@ -64,10 +82,11 @@ class TrainPane(Widget, can_focus=False):
     TrainPane #train-progress { height: 1; padding: 0 1; }
     TrainPane #train-progress Bar { width: 1fr; }
     /* The plot and the log share what the figures leave, so the newest log lines stay in view at 80x24. */
-    TrainPane #loss-plot { height: 3fr; min-height: 6; }
+    TrainPane #loss-plot { height: 3fr; min-height: 7; }
     /* The gutter is kept: lines wrapped before a scrollbar appeared would lose their last columns to it. */
     TrainPane #train-log { height: 2fr; min-height: 3; max-height: 9; border-top: solid $primary-background;
                            padding: 0 1; scrollbar-gutter: stable; }
+    TrainPane.-short #train-log { min-height: 2; max-height: 4; }
     """
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
@@ -98,6 +117,7 @@ class TrainPane(Widget, can_focus=False):
         self._log_shown = 0
         self._follow_new = False
         self._want: str | None = None  # a run just started or resumed: shown as soon as its folder is seen
+        self._plot_size = None
         self._kill_at: float | None = None  # while stopping: when `smolora stop` kills the worker (monotonic)
 
     def compose(self) -> ComposeResult:
@@ -113,7 +133,10 @@ class TrainPane(Widget, can_focus=False):
             yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
             yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
             yield PlotextPlot(id="loss-plot")
-            yield RichLog(id="train-log", max_lines=500, wrap=True, min_width=20, markup=False)
+            yield RewrapLog(id="train-log", max_lines=500, wrap=True, min_width=20, markup=False)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 22, "-short")
 
     def on_mount(self) -> None:
         table = self.query_one("#runs-table", DataTable)
@@ -133,8 +156,10 @@ class TrainPane(Widget, can_focus=False):
     # ------------------------------------------------------------------ drawing
 
     def redraw(self) -> None:
-        if not self.runs.dirty and self._kill_at is None:  # a stop's countdown ticks on its own
-            return
+        plot_size = self.query_one("#loss-plot").size  # the chart's ticks follow its height
+        if not self.runs.dirty and self._kill_at is None and plot_size == self._plot_size:
+            return  # (a stop's countdown ticks on its own)
+        self._plot_size = plot_size
         self.runs.dirty = False
         infos = self.runs.infos()
         self._choose_shown(infos)
@@ -182,7 +207,7 @@ class TrainPane(Widget, can_focus=False):
             checkpoints.update("")
             return
         info, step = history.info, history.last_step
-        head = Text.assemble(Text(f"run {info.run_id}  "), status_text(info))
+        head = Text.assemble(Text(f"run {short_id(info.run_id)}  "), status_text(info))
         if self._kill_at is not None:
             left = max(0.0, self._kill_at - time.monotonic())
             head.append(f"  (stopping: a checkpoint at the end of this step; killed in {duration(left)}, "
@@ -202,14 +227,14 @@ class TrainPane(Widget, can_focus=False):
                 figures.append(f"eval {history.last_eval:.4f}")
             if history.best_eval:
                 figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
-            lines.append(Text("  ·  ".join(figures)))
+            lines.append(Text(" · ".join(figures)))
             more = rate_figures(step)
             if info.status == "running":
                 more.append(f"ETA {duration(step.eta_s)}")
             more.append(f"elapsed {duration(step.elapsed_s)}")
             if step.memory_mb:
                 more.append(memory_figure(step.memory_mb))
-            lines.append(Text("  ·  ".join(more), style="dim" if info.status != "running" else ""))
+            lines.append(Text(" · ".join(more), style="dim" if info.status != "running" else ""))
             bar.update(total=max(step.max_steps, 1), progress=step.step)
         else:
             lines.append(Text(history.loading or ("waiting for the worker…" if info.status in ("running", "starting")
@@ -230,9 +255,8 @@ class TrainPane(Widget, can_focus=False):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("loss" + (" (smoothed)" if self.smoothing else "") + (" · log scale" if self.log_scale else ""))
-        plt.xlabel("step")
-        drawn = False
+        plt.title("loss by step" + (" (smoothed)" if self.smoothing else "") + (" · log scale" if self.log_scale else ""))
+        drawn, values = False, []
         series = [(history, "train", "cyan", "eval", "orange")]
         if self.overlay and self.overlay != self.shown:
             other = short_id(self.overlay)
@@ -244,12 +268,19 @@ class TrainPane(Widget, can_focus=False):
             if xs:
                 plt.plot(xs, ys, label=train_label, color=train_color, marker="braille")
                 drawn = True
+                values += ys
             xs, ys = hist.plot_eval
             if xs:
                 plt.scatter(xs, ys, label=eval_label, color=eval_color, marker="●")
                 drawn = True
+                values += ys
         if drawn and self.log_scale:
             plt.yscale("log")
+        if values:  # as many evenly spaced ticks as the height takes (a label every other row at most)
+            rows = max(plot.size.height - 4, 1)  # less the title, the frame and the x ticks
+            ticks, labels = even_ticks(min(values), max(values), max(2, min(6, rows // 2 + 1)),
+                                       self.log_scale and min(values) > 0)
+            plt.yticks(ticks, labels)
         plot.refresh()
 
     def _draw_log(self, history: RunHistory | None) -> None:
@@ -274,7 +305,8 @@ class TrainPane(Widget, can_focus=False):
         running = any(i.status in ("running", "starting") for i in infos)
         info = history.info if history else None
         stopping = self.busy == "stopping"
-        states = (running or bool(self.busy), not (info and info.status == "running") or (bool(self.busy) and not stopping),
+        states = (running or bool(self.busy),
+                  not (info and info.status == "running") or (bool(self.busy) and not stopping),
                   running or bool(self.busy) or not (info and info.resumable))
         if states == self._button_states:
             return  # the footer is rebuilt on refresh_bindings(): only when something changed
