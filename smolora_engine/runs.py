@@ -113,8 +113,15 @@ def console_text(level: str, text: str) -> str:
     return text if level == "info" else f"{level}: {text}"
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+def new_run_id(project: str) -> str:
+    """`YYYYMMDD-HHMMSS-PID`, made unique in the project: a second run started in the same second by
+    the same process gets `-2`, `-3`, ... rather than the first run's folder."""
+    base = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+    run_id, n = base, 1
+    while run_dir(project, run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 def run_dir(project: str, run_id: str) -> Path:
@@ -201,6 +208,17 @@ class RunInfo:
         step = self.step_s or 0.0
         save = self.save_s if self.save_s is not None else DEFAULT_SAVE_S
         return max(STOP_GRACE_FLOOR_S, 1.5 * step + 2.0 * save + 15.0)
+
+    def why_not_resumable(self, start: str) -> str | None:
+        """Why this run cannot be resumed (`start` says how to start a new one), or None when it can."""
+        if self.status in ("running", "starting"):
+            return f"run {self.run_id} is still {self.status}: nothing to resume"
+        if self.status == "finished":
+            return f"run {self.run_id} finished at step {self.step}: nothing to resume; {start}"
+        if self.resumable_step is None:
+            return (f"run {self.run_id} ({self.status} at step {self.step}) has no complete checkpoint to "
+                    f"resume from; {start}")
+        return None
 
     @property
     def resumable(self) -> bool:

@@ -292,7 +292,8 @@ def resolve_resume(project_name: str, resume: str) -> str:
     if resume != "latest":
         if resume not in ids:
             raise TrainingRefused(f"no run {resume!r} in project {project_name!r} (runs: {', '.join(ids) or 'none'})")
-        if reason := nothing_to_resume(summarize(project_name, resume)):
+        info = summarize(project_name, resume)
+        if reason := info.why_not_resumable(f"start a new run with `smolora train --project {project_name}`"):
             raise TrainingRefused(reason)
         return resume
     for run_id in reversed(ids):
@@ -301,19 +302,6 @@ def resolve_resume(project_name: str, resume: str) -> str:
             return run_id
     raise TrainingRefused(f"project {project_name!r} has no run with a checkpoint to resume; "
                           f"start one with `smolora train --project {project_name}`")
-
-
-def nothing_to_resume(info) -> str | None:
-    """Why `info`'s run cannot be resumed, or None when it can."""
-    start = f"start a new run with `smolora train --project {info.project}`"
-    if info.status in ("running", "starting"):
-        return f"run {info.run_id} is still {info.status}: nothing to resume"
-    if info.status == "finished":
-        return f"run {info.run_id} finished at step {info.step}: nothing to resume; {start}"
-    if info.resumable_step is None:
-        return (f"run {info.run_id} ({info.status} at step {info.step}) has no complete checkpoint to resume "
-                f"from; {start}")
-    return None
 
 
 def prepare_run(project_name: str, run_id: str | None, resume: str | None, max_steps: int | None
@@ -328,7 +316,7 @@ def prepare_run(project_name: str, run_id: str | None, resume: str | None, max_s
         project, _problems = project_from_dict(raw, project_name)
     else:
         project = load_project(project_name)
-        run_id = run_id or new_run_id()
+        run_id = run_id or new_run_id(project_name)
     if max_steps:
         project.training.max_steps = max_steps
     folder = run_dir(project_name, run_id)
@@ -582,7 +570,7 @@ def start_detached(project_name: str, resume: str | None = None, max_steps: int 
         run_id = resolve_resume(project_name, resume)
         resume = run_id
     else:
-        run_id = new_run_id()
+        run_id = new_run_id(project_name)
     project = load_project(project_name)
     folder = run_dir(project_name, run_id)
     folder.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,16 @@ async def settle(pilot, app):
     await pilot.pause()
 
 
+async def open_data(pilot, app) -> DataPane:
+    """The Data mode, with its file's preview read."""
+    await pilot.pause()
+    app.screen.action_mode("data")
+    await pilot.pause()
+    pane = app.screen.query_one(DataPane)
+    await settle(pilot, app)
+    return pane
+
+
 async def type_into(pilot, app, key, text):
     if app.screen.mode != "settings":
         app.screen.action_mode("settings")
@@ -212,11 +222,7 @@ async def test_the_doctor_shows_why_no_row_is_usable(tmp_path):
     save_project(project)
     app = SmoloraApp(project="p")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.screen.action_mode("data")
-        await pilot.pause()
-        pane = app.screen.query_one(DataPane)
-        await settle(pilot, app)
+        pane = await open_data(pilot, app)
         pane.action_check()
         await settle(pilot, app)
         summary = pane.query_one("#doctor-summary")
@@ -234,11 +240,7 @@ async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
     create_project("p", data=str(data))
     app = SmoloraApp(project="p")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.screen.action_mode("data")
-        await pilot.pause()
-        pane = app.screen.query_one(DataPane)
-        await settle(pilot, app)
+        pane = await open_data(pilot, app)
         preview = pane.query_one("#preview", DataTable)
         assert preview.row_count == 31  # the malformed JSON line is not a row (the wrong-typed one is)
         assert "shape: chat" in str(pane.query_one("#preview-info").render())

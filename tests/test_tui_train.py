@@ -172,7 +172,7 @@ async def test_start_follows_the_new_run_and_a_stop_counts_down_to_an_explicit_k
             await pilot.press("3")
             await until(pilot, lambda: pane(app).shown == old, what="the finished run shown")
             await pilot.press("r")  # nothing to resume: it says so
-            await until(pilot, lambda: any("finished: nothing to resume" in n for n in notices(app)), timeout=5,
+            await until(pilot, lambda: any("finished at step 2: nothing to resume" in n for n in notices(app)), timeout=5,
                         what="resume refused")
             await pilot.press("s")
             await until(pilot, lambda: pane(app).shown not in (None, old) and status(app) == "running"

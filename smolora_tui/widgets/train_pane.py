@@ -183,19 +183,23 @@ class TrainPane(Widget, can_focus=False):
     def _draw_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#runs-table", DataTable)
         rows = [(short_id(i.run_id), status_text(i), f"{i.step}/{i.max_steps or '?'}") for i in infos]
-        if [r[0] for r in rows] == [r[0] for r in self._rows]:
-            for info, row, old in zip(infos, rows, self._rows):
+        ids = [i.run_id for i in infos]
+        known = len(self._ids)
+        if ids[:known] == self._ids:  # the same runs, maybe new ones after them: rows updated and appended,
+            for info, row, old in zip(infos, rows, self._rows):  # so the cursor never jumps to another run
                 if row[1:] != old[1:]:
                     for column, value in zip(table.ordered_columns[1:], row[1:]):
                         table.update_cell(info.run_id, column.key, value)
+            for info, row in zip(infos[known:], rows[known:]):
+                table.add_row(*row, key=info.run_id)
         else:
             table.clear()
             for info, row in zip(infos, rows):
                 table.add_row(*row, key=info.run_id)
-            if self.shown in [i.run_id for i in infos]:
-                table.move_cursor(row=table.get_row_index(self.shown), animate=False)
+        if self.shown in ids and table.cursor_row != ids.index(self.shown):
+            table.move_cursor(row=ids.index(self.shown), animate=False)
         self._rows = rows
-        self._ids = [i.run_id for i in infos]
+        self._ids = ids
 
     def _draw_figures(self, history: RunHistory | None) -> None:
         stats = self.query_one("#train-stats", Static)
@@ -335,11 +339,7 @@ class TrainPane(Widget, can_focus=False):
                 return "no run to resume: start one with s"
             if running:
                 return f"run {running[-1].run_id} is training: stop it (x) before resuming another"
-            if info.status == "finished":
-                return f"run {info.run_id} finished: nothing to resume; start a new run with s"
-            if info.resumable_step is None:
-                return (f"run {info.run_id} has no complete checkpoint to resume from (it ended at step "
-                        f"{info.step} before its first save); start a new run with s")
+            return info.why_not_resumable("start a new run with s")
         return None
 
     def _refuse(self, action: str) -> bool:
