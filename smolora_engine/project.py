@@ -60,6 +60,10 @@ def non_empty_list(v: list) -> str | None:
     return None if v else "a non-empty list of strings"
 
 
+def column_names(v: dict) -> str | None:
+    return None if all(isinstance(name, str) for name in v.values()) else "a table of column names (strings)"
+
+
 def outside(low: float, high: float, usual: str, below: str, above: str) -> Check:
     """A warning for values outside [low, high]: what usually works, and what happens otherwise."""
     def check(v: float) -> str | None:
@@ -109,7 +113,8 @@ class DataSettings:
         choices=("line", "paragraph", "file"),
     )
     columns: dict = setting(
-        {}, "Column mapping for non-standard names, e.g. {text = \"body\"} or {prompt = \"q\", completion = \"a\"}.",
+        {}, "Column mapping for non-standard names, e.g. {text = \"body\"} or {prompt = \"ask\", completion = \"reply\"}.",
+        column_names,
     )
     pair_format: str = setting(
         "auto", "Prompt/completion rows: chat renders them as a user and an assistant turn through the model's "
@@ -270,8 +275,8 @@ def _coerce(value: Any, kind: type) -> tuple[bool, Any]:
         return ok, float(value) if ok else value
     if kind is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value), value
-    if kind is dict:
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values()), value
+    if kind is dict:  # a table of scalars; a field's own check narrows it (data.columns: column names)
+        return isinstance(value, dict) and all(isinstance(v, (str, bool, int, float)) for v in value.values()), value
     return isinstance(value, kind), value
 
 

@@ -91,3 +91,12 @@ def test_config_takes_decimal_numbers_and_questions_far_out_values(capsys):
     assert (load_project("p").training.learning_rate, load_project("p").lora.r) == (5.0, 100000)
     code, _, err = run(capsys, "config", "p", "training.learning_rate=2e-4", "lora.r=16")
     assert code == 0 and "warning" not in err
+
+
+def test_config_takes_template_options_and_checks_column_names(capsys):
+    run(capsys, "init", "p")
+    code, _, err = run(capsys, "config", "p", "data.template_options={enable_thinking = false}")
+    assert code == 0, err
+    assert load_project("p").data.template_options == {"enable_thinking": False}
+    code, _, err = run(capsys, "config", "p", "data.columns={prompt = true}")
+    assert code == 2 and "data.columns must be a table of column names" in err

@@ -60,7 +60,8 @@ def test_defaults_are_valid_and_documented():
     ("data.eval_ratio", -0.1, "data.eval_ratio must be a number from 0 up to (not including) 1, got -0.1"),
     ("data.shape", "qa", "data.shape must be one of 'auto', 'text', 'instruction', 'prompt_completion', "
                          "'chat', got 'qa'"),
-    ("data.columns", {"text": 1}, "data.columns must be a table, got {'text': 1}"),
+    ("data.columns", {"text": 1}, "data.columns must be a table of column names (strings), got {'text': 1}"),
+    ("data.columns", {"text": [1]}, "data.columns must be a table, got {'text': [1]}"),
     ("data.chunk_size", -5, "data.chunk_size must be an integer >= 0, got -5"),
     ("output.export_quant", "q4_0", "output.export_quant must be one of 'f16', 'q8_0', got 'q4_0'"),
 ])

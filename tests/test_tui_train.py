@@ -245,3 +245,23 @@ def test_y_ticks_are_evenly_spaced_with_one_precision():
     ticks, labels = even_ticks(0.1, 10.0, 3, log=True)
     assert [round(t, 6) for t in ticks] == [0.1, 1.0, 10.0] and len({len(label.split(".")[-1]) for label in labels}) == 1
     assert even_ticks(1.0, 1.0, 4) == ([1.0], ["1"])  # a flat curve: one tick
+
+
+async def test_the_run_shown_stays_put_as_the_table_fills(smolora_home):
+    """Rows added then the cursor put on the running run: the first row's stale highlight must not win."""
+    from tests import scenes
+
+    scenes.demo(smolora_home)
+    scenes.add_run("demo", run_id="20261122-094512-3301")
+    scenes.add_run("demo", until_step=17, running=True)
+    app = SmoloraApp(project="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: pane(app).shown == scenes.RUN_ID and len(pane(app)._ids) == 2, what="runs")
+        seen = set()
+        for _ in range(8):
+            await pilot.pause(0.25)
+            seen.add(pane(app).shown)
+        assert seen == {scenes.RUN_ID}
+        table = app.screen.query_one("#runs-table")
+        assert table.cursor_row == 1

@@ -348,13 +348,16 @@ class ChatPane(Widget):
         if self.trained_system is None:
             return
         changed = self.system_override() is not None
+        trained = self.system_from.startswith("run ")  # else no run has trained yet: the project's settings
         note.set_class(changed, "-changed")
+        before = (f"{self.trained_system[:60]!r}" if self.trained_system else "no system message")
         if changed:
-            note.update("changed: training used " + (f"{self.trained_system[:60]!r}" if self.trained_system
-                                                     else "no system message") + " (Ctrl+R restores it)")
+            note.update(f"changed: {'training used' if trained else 'the settings give'} {before} (Ctrl+R restores it)")
+        elif trained:
+            note.update(f"{'as' if self.trained_system else 'none, as'} in training ({self.system_from})")
         else:
-            note.update(f"as in training ({self.system_from})" if self.trained_system
-                        else f"none, as in training ({self.system_from})")
+            note.update(f"{'as' if self.trained_system else 'none, as'} the project's settings give it "
+                        "(no trained run yet)")
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -352,6 +352,8 @@ class TrainPane(Widget, can_focus=False):
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # a stale event: the cursor has moved on (rows added, then the cursor put back on the run shown)
         run_id = event.row_key.value if event.row_key else None
         if run_id and run_id != self.shown and self._want is None:  # not while a new run is awaited
             self.shown = run_id
