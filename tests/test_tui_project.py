@@ -96,6 +96,10 @@ async def test_numbers_are_decimal_and_far_out_values_are_questioned():
         assert load_project("p").training.learning_rate == 5.0
         await type_into(pilot, app, "training.learning_rate", "3e-4")
         assert not lr.has_class("-warning")
+        # the chat template's options, typed as a TOML table (e.g. Qwen3's enable_thinking)
+        await type_into(pilot, app, "data.template_options", "{enable_thinking = false}")
+        assert not row(app, "data.template_options").has_class("-invalid")
+        assert app.screen.form.project.data.template_options == {"enable_thinking": False}
 
 
 async def test_save_writes_the_toml_and_reload_reads_it(tmp_path):
@@ -314,7 +318,7 @@ async def test_modes_and_rows_not_on_screen_are_built_after_the_first_frame():
         await pilot.pause()
         for kind in (DataPane, TrainPane, MergePane, ChatPane):
             assert len(screen.query(kind)) == 1, kind
-        assert len(screen.query(FieldRow)) == len([s for s in field_specs() if s.kind is not dict])
+        assert len(screen.query(FieldRow)) == len([s for s in field_specs() if s.key != "data.columns"])
         assert not any(isinstance(s, ProjectPicker) for s in app.screen_stack)  # made only when going back
 
 

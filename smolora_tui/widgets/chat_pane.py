@@ -29,7 +29,7 @@ from smolora_engine import paths
 from smolora_engine.fsutil import atomic_write_text
 from smolora_engine.serve import DEFAULTS, BadRequest, parse_request
 
-from ..engine_cli import engine_command
+from ..engine_cli import reap, spawn
 
 SAMPLING = [  # (key, label, default)
     ("temperature", "temperature (0 = greedy)", 0.7),
@@ -205,9 +205,8 @@ class ChatPane(Widget):
         status.remove_class("-error")
         status.update("starting the model worker…")
         self.ready = False
-        self.proc = proc = await asyncio.create_subprocess_exec(
-            *engine_command("serve", "--project", self.project_name), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=2**24)
+        self.proc = proc = await spawn("serve", "--project", self.project_name, stdin=asyncio.subprocess.PIPE,
+                                       limit=2**24)
         stderr = asyncio.create_task(proc.stderr.read())
         try:
             async for raw in proc.stdout:
@@ -215,9 +214,9 @@ class ChatPane(Widget):
                 if event is not None:
                     self._on_event(event)
             await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
+        except asyncio.CancelledError:  # the screen or the app went away, or a restart
+            await reap(proc, stderr)
+            raise
         if self.proc is proc:  # died on its own (not restarted or stopped by us)
             self.proc, self.ready = None, False
             message = [line for line in (await stderr).decode(errors="replace").splitlines() if line.strip()]

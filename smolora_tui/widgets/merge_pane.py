@@ -23,7 +23,7 @@ from smolora_engine.export import export_dir, read_export_report
 from smolora_engine.merge import merged_dir, read_merge_report
 from smolora_engine.runs import checkpoints, list_runs, run_dir
 
-from ..engine_cli import engine_command
+from ..engine_cli import reap, spawn
 from .rewrap_log import RewrapLog
 from .train_pane import short_id
 
@@ -195,9 +195,7 @@ class MergePane(Widget):
         bar.update(total=1.0, progress=0)
         status.update(f"{command}: starting…")
         log.write(Text(f"$ smolora {' '.join(self._args(command, *extra))}", style="dim"))
-        proc = await asyncio.create_subprocess_exec(
-            *engine_command(*self._args(command, *extra)), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await spawn(*self._args(command, *extra))
         stderr = asyncio.create_task(proc.stderr.read())
         final: ev.Event | None = None
         try:
@@ -209,10 +207,11 @@ class MergePane(Widget):
                     final = event
             code = await proc.wait()
             err = (await stderr).decode(errors="replace")
+        except asyncio.CancelledError:  # the screen or the app went away
+            await reap(proc, stderr)
+            raise
         finally:
             self.busy = ""
-            if proc.returncode is None:
-                proc.kill()
         if isinstance(final, ev.Finished):
             ok = final.details.get("ok", True)
             bar.update(progress=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 
 from textual import on
@@ -36,9 +37,15 @@ def field_id(key: str) -> str:
 def as_text(spec: FieldSpec, value: Any) -> str:
     if spec.kind is list:
         return ", ".join(str(v) for v in value)
-    if spec.kind is dict:
-        return "" if not value else "{" + ", ".join(f'{k} = "{v}"' for k, v in value.items()) + "}"
+    if spec.kind is dict:  # a TOML inline table, as typed back
+        return "" if not value else "{" + ", ".join(f"{k} = {toml_scalar(v)}" for k, v in value.items()) + "}"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def toml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else str(value)
 
 
 def parse_text(spec: FieldSpec, text: str) -> Any:
@@ -46,6 +53,8 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
     text = text.strip()
     if spec.kind is str:
         return text
+    if spec.kind is dict and not text:
+        return {}
     if spec.kind is list and not text.startswith("["):
         return [part.strip() for part in text.split(",") if part.strip()]
     _key, value = parse_assignment(f"v={text}")
@@ -143,7 +152,7 @@ class SettingsForm(Widget):
         parts: list[str | FieldSpec] = []  # section names and fields, in order
         section = None
         for spec in field_specs():
-            if spec.kind is dict:  # data.columns: set from the Data mode's column mapping
+            if spec.key == "data.columns":  # set from the Data mode's column mapping
                 continue
             if spec.key.split(".")[0] != section:
                 section = spec.key.split(".")[0]
