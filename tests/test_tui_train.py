@@ -265,3 +265,11 @@ async def test_the_run_shown_stays_put_as_the_table_fills(smolora_home):
         assert seen == {scenes.RUN_ID}
         table = app.screen.query_one("#runs-table")
         assert table.cursor_row == 1
+
+
+def test_the_run_list_fits_80_columns():
+    from smolora_tui.widgets.train_pane import count, list_labels
+
+    assert list_labels(["20261122-101500-1234", "20261122-111500-1234"]) == ["11-22 10:15", "11-22 11:15"]
+    assert list_labels(["20261122-101500-1234", "20261122-101530-1234"]) == ["11-22 10:15:00", "11-22 10:15:30"]
+    assert [count(n) for n in (950, 9999, 12_345, 100_000)] == ["950", "9999", "12k", "100k"]

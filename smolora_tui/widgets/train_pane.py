@@ -60,6 +60,19 @@ def even_ticks(low: float, high: float, count: int, log: bool = False) -> tuple[
     return ticks, [f"{t:.{decimals}f}" for t in ticks]
 
 
+def list_labels(run_ids: list[str]) -> list[str]:
+    """Runs as the list shows them: `11-22 10:15` (room for status and step at 80 columns), with the
+    seconds only where two runs started in the same minute."""
+    full = [short_id(run_id) for run_id in run_ids]
+    minutes = [label[:-3] if label.count(":") == 2 else label for label in full]
+    return [minute if minutes.count(minute) == 1 else label for minute, label in zip(minutes, full)]
+
+
+def count(n: int) -> str:
+    """A step count that fits a narrow column: 950, 12k, 100k."""
+    return str(n) if n < 10_000 else f"{n // 1000}k"
+
+
 def status_text(info: RunInfo) -> Text:
     text = Text(info.status, style=STATUS_STYLE.get(info.status, ""))
     if info.resumable:
@@ -182,7 +195,8 @@ class TrainPane(Widget, can_focus=False):
 
     def _draw_table(self, infos: list[RunInfo]) -> None:
         table = self.query_one("#runs-table", DataTable)
-        rows = [(short_id(i.run_id), status_text(i), f"{i.step}/{i.max_steps or '?'}") for i in infos]
+        rows = [(label, status_text(i), f"{count(i.step)}/{count(i.max_steps) if i.max_steps else '?'}")
+                for label, i in zip(list_labels([i.run_id for i in infos]), infos)]
         ids = [i.run_id for i in infos]
         known = len(self._ids)
         if ids[:known] == self._ids:  # the same runs, maybe new ones after them: rows updated and appended,
