@@ -13,7 +13,8 @@ from smolora_engine.runs import list_runs
 from smolora_tui.app import SmoloraApp
 from smolora_tui.screens.project import ProjectScreen
 from smolora_tui.run_follow import RunHistory, thin
-from smolora_tui.widgets.train_pane import TrainPane, short_id
+from smolora_tui.widgets.run_text import short_id
+from smolora_tui.widgets.train_pane import TrainPane
 from tests.test_training import make_project
 
 SIZE = (120, 36)
@@ -237,7 +238,7 @@ async def test_logs_wrap_again_at_a_new_width():
 
 
 def test_y_ticks_are_evenly_spaced_with_one_precision():
-    from smolora_tui.widgets.train_pane import even_ticks
+    from smolora_tui.widgets.run_text import even_ticks
 
     ticks, labels = even_ticks(0.42, 2.82, 4)
     gaps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
@@ -268,7 +269,7 @@ async def test_the_run_shown_stays_put_as_the_table_fills(smolora_home):
 
 
 def test_the_run_list_fits_80_columns():
-    from smolora_tui.widgets.train_pane import count, list_labels
+    from smolora_tui.widgets.run_text import count, list_labels
 
     assert list_labels(["20261122-101500-1234", "20261122-111500-1234"]) == ["11-22 10:15", "11-22 11:15"]
     assert list_labels(["20261122-101500-1234", "20261122-101530-1234"]) == ["11-22 10:15:00", "11-22 10:15:30"]

@@ -25,7 +25,7 @@ from smolora_engine.runs import checkpoints, list_runs, run_dir
 
 from ..engine_cli import reap, spawn
 from .rewrap_log import RewrapLog
-from .train_pane import short_id
+from .run_text import short_id
 
 QUANTS = [("q8_0 (8-bit, half the size)", "q8_0"), ("f16 (16-bit)", "f16")]
 Source = tuple[str, int | None]  # (run id, checkpoint step or None for the final adapter)
