@@ -271,12 +271,7 @@ class TrainPane(Widget, can_focus=False):
         self._log_shown = history.log_total
 
     def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
-        running = any(i.status in ("running", "starting") for i in infos)
-        info = history.info if history else None
-        stopping = self.busy == "stopping"
-        states = (running or bool(self.busy),
-                  not (info and info.status == "running") or (bool(self.busy) and not stopping),
-                  running or bool(self.busy) or not (info and info.resumable))
+        states = tuple(self._why_not(action, infos, history) is not None for action in ("start", "stop", "resume"))
         if states == self._button_states:
             return  # the footer is rebuilt on refresh_bindings(): only when something changed
         self._button_states = states
@@ -288,16 +283,19 @@ class TrainPane(Widget, can_focus=False):
         """Start, stop and resume stay live keys: pressed when they cannot act, they say why."""
         return True
 
-    def _why_not(self, action: str) -> str | None:
-        """Why `action` cannot be done now (None: it can). The buttons are disabled for the same reasons."""
-        infos = self.runs.infos()
+    def _why_not(self, action: str, infos: list[RunInfo] | None = None,
+                 history: RunHistory | None = None) -> str | None:
+        """Why `action` cannot be done now (None: it can); the buttons are disabled for these reasons."""
+        infos = self.runs.infos() if infos is None else infos
+        if history is None and self.shown:
+            history = self.runs.history(self.shown)
+        info = history.info if history else None
         running = [i for i in infos if i.status in ("running", "starting")]
-        info = self.runs.history(self.shown).info if self.shown and self.runs.history(self.shown) else None
         if self.busy and not (action == "stop" and self.busy == "stopping"):
             return f"wait: {self.busy} a run"
         if action == "start" and running:
             return f"run {running[-1].run_id} is training: one run per project at a time; stop it (x) or wait"
-        if action == "stop" and not running:
+        if action == "stop" and not any(i.status == "running" for i in running):
             return "no run is training"
         if action == "resume":
             if info is None:
