@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, RichLog, Select
+from textual.widgets import DataTable, Input, RichLog, Select
 
 from smolora_engine import events as ev
 from smolora_engine.estimate import ModelFacts
@@ -66,6 +66,9 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
             await wait_for(pilot, lambda: predicate(pilot.app), timeout)
         await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
         await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
+        for table in pilot.app.screen.query(DataTable):  # measured columns drawn, not the lines cached before
+            table.refresh()
+        await pilot.pause()
         for editor in pilot.app.screen.query(Input):
             editor.cursor_blink = False
         for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
