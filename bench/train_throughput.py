@@ -9,7 +9,7 @@ give a ratio worth quoting.
 - smolora recipe: SFTTrainer with the project defaults (LoRA r=16 on all linear
   layers, gradient checkpointing, batch 1 x accumulation 8), the loss from the LM
   head at the trained positions only, computed a chunk of positions at a time
-  through the frozen head (smolora_engine/loss.py).
+  through the frozen head (smolora_engine/training/loss.py).
 - SmoLoRA recipe: SFTTrainer, batch 1 x accumulation 8, fp32, LoRA r=8 alpha 16
   dropout 0.1 on q_proj/v_proj, max length 1024, TRL's defaults otherwise
   (gradient checkpointing on, TRL's own loss path).
@@ -76,7 +76,8 @@ def worker(recipe: str, examples: int, out: Path) -> None:
     from smolora_engine.data import prepare
     from smolora_engine.models import load_model
     from smolora_engine.project import DataSettings, Project
-    from smolora_engine.train import keep_freed_memory, lora_config, make_trainer_class
+    from smolora_engine.training.memory import keep_freed_memory
+    from smolora_engine.training.trainer import lora_config, make_trainer_class
 
     if recipe == "smolora" and not Project(name="bench").training.gradient_checkpointing:
         keep_freed_memory()

@@ -190,7 +190,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
     from .runs import AlreadyRunning
-    from .train import TrainingRefused, run_training, start_detached
+    from .training import TrainingRefused, run_training, start_detached
 
     try:
         if args.detach:
@@ -201,11 +201,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0
         if "RANK" not in os.environ:  # not yet under a launcher: wrap in the project's one, if any
             from .projects import load_project
-            from .train import launcher_command, worker_command
+            from .training.launch import launcher_command, worker_command
 
             project = load_project(args.project)
             if project.training.launcher != "none" and project.training.num_processes > 1:
-                from .train import prepare_run
+                from .training import prepare_run
 
                 run_id, _ = prepare_run(args.project, args.run_id, args.resume, args.max_steps)
                 cmd = launcher_command(project, worker_command(args.project, run_id, args.resume, args.max_steps))
@@ -217,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command("stop")
 def cmd_stop(args: argparse.Namespace) -> int:
-    from .train import TrainingRefused, stop_run
+    from .training import TrainingRefused, stop_run
 
     try:
         print(stop_run(args.project, args.timeout, args.kill, say=lambda line: print(line, flush=True)))

@@ -59,7 +59,7 @@ class SmoLoRA:
         from peft import get_peft_model
         from transformers import set_seed
 
-        from .train import lora_config, make_trainer_class, training_args
+        from .training.trainer import lora_config, make_trainer_class, training_args
 
         print(f"[{datetime.now()}] Starting training...")
         rows = self._rendered()

@@ -190,7 +190,7 @@ def test_two_process_run_with_torchrun(tiny_model_dir):
 
 def test_detached_run_survives_its_parent_and_is_listed(tiny_model_dir):
     make_project("bg", tiny_model_dir, max_steps=3)
-    code = "from smolora_engine.train import start_detached; print(start_detached('bg'))"
+    code = "from smolora_engine.training import start_detached; print(start_detached('bg'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     run_id = out.strip()
     info = wait_for(lambda: (i := summarize("bg", run_id)).status == "finished" and i, timeout=120)
@@ -219,7 +219,7 @@ def test_frozen_head_loss_matches_plain_cross_entropy_and_its_gradient():
     import torch
     import torch.nn.functional as F
 
-    from smolora_engine.loss import frozen_head_cross_entropy_sum
+    from smolora_engine.training.loss import frozen_head_cross_entropy_sum
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 300, bias=True).requires_grad_(False)
@@ -242,7 +242,7 @@ def test_out_of_memory_becomes_advice_not_a_traceback(tiny_model_dir):
     """A real allocator failure (torch's own error) is turned into the settings to lower."""
     import torch
 
-    from smolora_engine.train import explain_failure
+    from smolora_engine.training.worker import explain_failure
 
     project = make_project("oom", tiny_model_dir, batch_size=4, gradient_checkpointing=False)
     with pytest.raises(RuntimeError) as caught:
@@ -319,7 +319,7 @@ def test_the_stop_grace_follows_the_measured_step_and_save_times():
 
 def test_rotation_keeps_the_newest_and_the_best_checkpoint(tmp_path):
     """The rotation itself, on checkpoint folders made here: deterministic on every CPU."""
-    from smolora_engine.train import rotate_checkpoints
+    from smolora_engine.training.callback import rotate_checkpoints
 
     for step in range(1, 9):
         path = tmp_path / "checkpoints" / f"checkpoint-{step}"
@@ -354,7 +354,7 @@ def test_a_run_keeps_its_best_eval_checkpoint_when_older_ones_rotate(tiny_model_
 
 
 def test_follow_says_a_detached_runs_log_until_it_ends(tiny_model_dir, capsys):
-    from smolora_engine.train import start_detached
+    from smolora_engine.training import start_detached
 
     make_project("f", tiny_model_dir, max_steps=4, save_steps=2, logging_steps=1)
     run_id = start_detached("f")
@@ -375,7 +375,7 @@ def test_follow_ends_when_the_worker_dies_and_the_cli_says_so(tiny_model_dir, ca
     import threading
 
     from smolora_engine.runs import follow_run
-    from smolora_engine.train import start_detached
+    from smolora_engine.training import start_detached
 
     make_project("fc", tiny_model_dir, max_steps=100000, logging_steps=1)
     run_id = start_detached("fc")

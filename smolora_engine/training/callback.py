@@ -1,0 +1,113 @@
+"""The trainer's callback: step, eval and checkpoint events, the stop at a step boundary, rotation."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import events as ev
+from ..fsutil import atomic_write_text, give_normal_modes
+from ..project import Project
+from ..runs import COMPLETE_MARKER, checkpoints
+from .emitter import Emitter
+from .memory import memory_in_use_mb
+
+
+@dataclass
+class RunState:
+    """What the callback carries across log events (restored from a checkpoint on resume)."""
+
+    tokens_before: int = 0  # tokens of earlier segments of a resumed run
+    elapsed_before: float = 0.0
+    best_eval: float | None = None
+    best_step: int | None = None
+
+
+def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: dict, state: RunState,
+                  stop_flag: threading.Event, device: str):
+    from transformers import TrainerCallback
+
+    class SmoloraCallback(TrainerCallback):
+        def __init__(self):
+            self.segment_start = time.monotonic()
+            self.window: list[tuple[float, int, int]] = []  # (time, step, tokens)
+            self.nan_warned = False
+            self.last_loss: float | None = None
+
+        def tokens(self) -> int:
+            trainer = trainer_ref["trainer"]  # every process sees about the same number of tokens
+            return state.tokens_before + trainer.tokens_seen * trainer.accelerator.num_processes
+
+        def elapsed(self) -> float:
+            return state.elapsed_before + time.monotonic() - self.segment_start
+
+        def on_train_begin(self, args, tstate, control, **kwargs):
+            self.window = [(time.monotonic(), tstate.global_step, self.tokens())]
+
+        def on_step_end(self, args, tstate, control, **kwargs):
+            emit.step = tstate.global_step
+            self.step_ended = time.monotonic()  # a checkpoint's save time counts from here
+            if stop_flag.is_set():
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, tstate, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now, step, tokens = time.monotonic(), tstate.global_step, self.tokens()
+            self.window.append((now, step, tokens))
+            self.window = self.window[-20:]
+            t0, s0, k0 = self.window[0]
+            rate = (tokens - k0) / (now - t0) if now > t0 and tokens > k0 else None
+            step_s = (now - t0) / (step - s0) if step > s0 else None
+            eta = step_s * (tstate.max_steps - step) if step_s is not None else None
+            loss = self.last_loss = logs.get("loss")
+            emit(ev.Step(step=step, max_steps=tstate.max_steps, epoch=logs.get("epoch", tstate.epoch), loss=loss,
+                         lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"), tokens=tokens,
+                         tokens_per_s=rate, elapsed_s=self.elapsed(), eta_s=eta,
+                         memory_mb=memory_in_use_mb(device)))
+            for name, value in (("loss", loss), ("grad_norm", logs.get("grad_norm"))):
+                if isinstance(value, float) and not math.isfinite(value) and not self.nan_warned:
+                    self.nan_warned = True
+                    emit(ev.Warning(message=(
+                        f"{name} became {value} at step {step}: lower the learning rate "
+                        f"(training.learning_rate = {project.training.learning_rate:g}), or check the data "
+                        "for broken rows (smolora data check)")))
+
+        def on_evaluate(self, args, tstate, control, metrics=None, **kwargs):
+            value = (metrics or {}).get("eval_loss")
+            best = value is not None and math.isfinite(value) and (state.best_eval is None or value < state.best_eval)
+            if best:
+                state.best_eval, state.best_step = value, tstate.global_step
+            emit(ev.Eval(step=tstate.global_step, eval_loss=value, best=best))
+
+        def on_save(self, args, tstate, control, **kwargs):
+            step = tstate.global_step
+            path = folder / "checkpoints" / f"checkpoint-{step}"
+            if not path.is_dir() or not tstate.is_world_process_zero:
+                return
+            import json
+
+            give_normal_modes(path)
+            atomic_write_text(path / COMPLETE_MARKER, json.dumps({
+                "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(),
+                "best_eval": state.best_eval, "best_step": state.best_step}))
+            save_s = time.monotonic() - getattr(self, "step_ended", time.monotonic())
+            emit(ev.Checkpoint(step=step, path=str(path), save_s=round(save_s, 3)))
+            rotate_checkpoints(folder, project.training.keep_checkpoints, state.best_step)
+
+    return SmoloraCallback()
+
+
+def rotate_checkpoints(folder: Path, keep: int, best_step: int | None) -> None:
+    import shutil
+
+    complete = [(step, path) for step, path, ok in checkpoints(folder) if ok]
+    doomed = complete[:-keep] if keep > 0 else []
+    for step, path in doomed:
+        if step != best_step:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,43 @@
+"""The run's events, written from any thread, and the heartbeat that says the worker is alive."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from .. import events as ev
+from ..runs import HEARTBEAT_S, console_text, describe_event
+
+
+class Emitter:
+    """Writes the run's events.jsonl; with `echo`, also says each one on stdout (the console, or worker.log)."""
+
+    def __init__(self, path: Path, echo: bool = False):
+        self._writer = ev.EventWriter(path)
+        self._lock = threading.Lock()
+        self._echo = echo
+        self.step: int | None = None
+
+    def __call__(self, event: ev.Event) -> ev.Event:
+        with self._lock:
+            written = self._writer.emit(event)
+            described = describe_event(event) if self._echo else None
+            if described:
+                print(console_text(*described), flush=True)
+            return written
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, emit: Emitter):
+        super().__init__(daemon=True, name="smolora-heartbeat")
+        self.emit = emit
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(HEARTBEAT_S):
+            self.emit(ev.Heartbeat(pid=os.getpid(), step=self.emit.step))

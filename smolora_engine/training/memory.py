@@ -1,0 +1,76 @@
+"""Memory: what training uses, what is free, the settings screen's estimate, and what to lower."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+from ..project import Project
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory instead of returning it (and page-faulting it back) every step.
+
+    Worth it without gradient checkpointing, where every step allocates and frees
+    large activations; with checkpointing it only raises the peak (see the bench).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+def memory_in_use_mb(device: str) -> float:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def available_memory_mb(device: str) -> float | None:
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return free / 2**20
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str) -> dict[str, float] | None:
+    """The settings screen's estimate (estimate.py), for the longest sample this run really has (MB)."""
+    from ..estimate import FactsError, estimate_for, read_facts
+    from ..models import ensure_model
+
+    try:
+        facts = read_facts(ensure_model(project.model.base))  # loaded already: no conversion happens here
+    except FactsError:
+        return None
+    estimate = estimate_for(facts, project, device, longest=longest, dtype=dtype)
+    mb = 2**20
+    detail = {name: size / mb for name, size in estimate.parts()}
+    detail["total"] = estimate.total / mb
+    return detail
+
+
+def memory_advice(project: Project) -> str:
+    """Which settings to lower when training does not fit, most effective first."""
+    t = project.training
+    advice = []
+    if not t.gradient_checkpointing:
+        advice.append("set training.gradient_checkpointing = true")
+    if t.batch_size > 1:
+        advice.append(f"lower training.batch_size (now {t.batch_size}) and raise training.grad_accum")
+    advice.append(f"lower training.max_length (now {t.max_length})")
+    if project.lora.r > 8:
+        advice.append(f"lower lora.r (now {project.lora.r})")
+    return ", or ".join(advice)

@@ -1,0 +1,118 @@
+"""The trainer: SFTTrainer with our loss, its arguments, and the LoRA configuration.
+
+Speed (measured by bench/train_throughput.py against SmoLoRA's recipe): no
+gradient checkpointing, batch 1 without padding, and the loss computed from the
+LM head at the trained positions only (loss.py), instead of full-vocabulary
+logits (plus TRL's entropy and accuracy metrics over them) at every position.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..project import Project
+
+
+def make_trainer_class():
+    """SFTTrainer with a loss computed from the LM head at the trained positions only."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    from .loss import frozen_head_cross_entropy_sum, head_is_frozen_linear
+
+    class SmoloraTrainer(SFTTrainer):
+        fast_loss = True
+        tokens_seen = 0
+
+        def _causal_lm(self, model):
+            inner = self.accelerator.unwrap_model(model)
+            if hasattr(inner, "get_base_model"):
+                inner = inner.get_base_model()
+            return inner
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                mask = inputs.get("attention_mask")
+                self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+            lm = self._causal_lm(model)
+            config = lm.config
+            distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
+            if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
+                    or getattr(config, "logit_scale", None) or not hasattr(lm, "get_decoder")):
+                inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "labels",
+                                                                   "position_ids")}
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs["labels"]
+            hidden = lm.get_decoder()(
+                input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                position_ids=inputs.get("position_ids"), use_cache=False,
+            ).last_hidden_state
+            target = labels[:, 1:]
+            keep = target != -100
+            head = lm.get_output_embeddings()
+            if head_is_frozen_linear(head):
+                loss_sum = frozen_head_cross_entropy_sum(hidden[:, :-1][keep], head, target[keep])
+            else:  # a trained head (modules_to_save, LoRA on lm_head) needs its own gradients
+                loss_sum = F.cross_entropy(head(hidden[:, :-1][keep]).float(), target[keep], reduction="sum")
+            if num_items_in_batch is not None:
+                denominator = torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+            else:
+                denominator = keep.sum().clamp(min=1)
+            loss = loss_sum / denominator
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return SmoloraTrainer
+
+
+def training_args(project: Project, folder: Path, device: str, dtype: str, has_eval: bool):
+    from trl import SFTConfig
+
+    t = project.training
+    # transformers 5.23 renamed gradient_checkpointing (the old name still works, with a FutureWarning).
+    renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
+    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": t.gradient_checkpointing}
+    return SFTConfig(
+        output_dir=str(folder / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        eval_strategy="steps" if has_eval and t.eval_steps > 0 else "no",
+        eval_steps=t.eval_steps if t.eval_steps > 0 else None,
+        seed=t.seed,
+        data_seed=t.seed,
+        **checkpointing,
+        bf16=dtype == "bfloat16" and device == "cuda",
+        fp16=dtype == "float16" and device == "cuda",
+        use_cpu=device == "cpu",
+        max_length=t.max_length,
+        report_to="none",
+        logging_nan_inf_filter=False,
+        disable_tqdm=True,
+        prediction_loss_only=True,
+        save_only_model=False,
+        dataloader_pin_memory=device == "cuda",
+        ddp_backend="gloo" if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_find_unused_parameters=False,
+        model_init_kwargs=None,
+    )
+
+
+def lora_config(project: Project):
+    from peft import LoraConfig
+
+    lora = project.lora
+    targets = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                      use_dora=lora.use_dora, use_rslora=lora.use_rslora, bias="none", task_type="CAUSAL_LM")

@@ -1,0 +1,211 @@
+"""The training worker: `smolora train --project NAME` runs this in its own process.
+
+LoRA fine-tuning with TRL's SFTTrainer and PEFT. Everything the outside world
+sees goes through the run folder (see runs.py): the frozen settings, the events
+(from a TrainerCallback, never from scraped logs), checkpoints and the adapter.
+SIGTERM asks for a checkpoint at the next step boundary and a `stopped` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import traceback
+from pathlib import Path
+
+from .. import events as ev
+from ..fsutil import atomic_write_text, give_normal_modes
+from ..project import Project, project_from_dict
+from ..runs import (
+    COMPLETE_MARKER, latest_complete_checkpoint, list_run_ids, new_run_id, process_start_time, read_run_settings,
+    run_dir, summarize, training_lock,
+)
+from .callback import RunState, make_callback
+from .emitter import Emitter, Heartbeat
+from .errors import TrainingRefused
+from .memory import available_memory_mb, estimate_memory_mb, keep_freed_memory, memory_advice
+from .trainer import lora_config, make_trainer_class, training_args
+
+
+def resolve_resume(project_name: str, resume: str) -> str:
+    ids = list_run_ids(project_name)
+    if resume != "latest":
+        if resume not in ids:
+            raise TrainingRefused(f"no run {resume!r} in project {project_name!r} (runs: {', '.join(ids) or 'none'})")
+        info = summarize(project_name, resume)
+        if reason := info.why_not_resumable(f"start a new run with `smolora train --project {project_name}`"):
+            raise TrainingRefused(reason)
+        return resume
+    for run_id in reversed(ids):
+        info = summarize(project_name, run_id)
+        if info.resumable_step is not None and info.status != "finished":
+            return run_id
+    raise TrainingRefused(f"project {project_name!r} has no run with a checkpoint to resume; "
+                          f"start one with `smolora train --project {project_name}`")
+
+
+def prepare_run(project_name: str, run_id: str | None, resume: str | None, max_steps: int | None
+                ) -> tuple[str, Project]:
+    """Create (or reopen, to resume) the run folder; return its id and frozen settings."""
+    from ..projects import load_project
+
+    if resume or (run_id and (run_dir(project_name, run_id) / "run.toml").exists()):
+        # Resuming, or a worker whose parent already froze the settings (--detach, a launcher's ranks).
+        run_id = resolve_resume(project_name, resume) if resume else run_id
+        raw = read_run_settings(project_name, run_id)
+        project, _problems = project_from_dict(raw, project_name)
+    else:
+        project = load_project(project_name)
+        run_id = run_id or new_run_id(project_name)
+    if max_steps:
+        project.training.max_steps = max_steps
+    folder = run_dir(project_name, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    if rank() == 0:
+        atomic_write_text(folder / "run.toml", project.to_toml())
+    return run_id, project
+
+
+def rank() -> int:
+    """This process's rank under torchrun or accelerate (0 when alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
+                 max_steps: int | None = None) -> int:
+    run_id, project = prepare_run(project_name, run_id, resume, max_steps)
+    if not project.training.gradient_checkpointing:
+        keep_freed_memory()
+    folder = run_dir(project_name, run_id)
+    leader = rank() == 0
+    with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
+        emit = Emitter(folder / "events.jsonl" if leader else Path(os.devnull), echo=leader)
+        heartbeat = Heartbeat(emit)
+        stop_flag = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop_flag.set())
+        try:
+            return _train(project, run_id, folder, emit, heartbeat, stop_flag, resume is not None)
+        finally:
+            heartbeat.done.set()
+            emit.close()
+
+
+def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat: Heartbeat,
+           stop_flag: threading.Event, resuming: bool) -> int:
+    import json
+
+    checkpoint = None
+    state = RunState()
+    if resuming:
+        checkpoint, skipped = latest_complete_checkpoint(folder)
+        for path in skipped:
+            emit(ev.Warning(message=f"skipped {path.name}: it was not completely written (the worker was "
+                                    "interrupted while saving); resuming from the one before"))
+        if checkpoint is not None:
+            saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())
+            state = RunState(saved.get("tokens", 0), saved.get("elapsed_s", 0.0), saved.get("best_eval"),
+                             saved.get("best_step"))
+    try:
+        from ..device import choose_device
+
+        choice = choose_device(project.model.device, project.model.dtype)
+        emit(ev.Started(run_id=run_id, project=project.name, pid=os.getpid(), pid_start=process_start_time(),
+                        model=project.model.base, device=choice.device, dtype=choice.dtype,
+                        resumed_from=int(checkpoint.name.split("-")[1]) if checkpoint else None))
+        heartbeat.start()
+        emit(ev.Log(message=f"device: {choice.describe()}"))
+        emit(ev.Loading(message=f"loading {project.model.base}", progress=0.0))
+        from ..models import load_model
+        from ..quiet import quiet_libraries
+
+        quiet_libraries()
+
+        model, tokenizer = load_model(project.model.base, device="cpu", dtype=choice.dtype,
+                                      trust_remote_code=project.model.trust_remote_code,
+                                      progress=lambda msg: emit(ev.Loading(message=msg)))
+        model.config.use_cache = False
+        emit(ev.Loading(message="preparing the data", progress=0.5))
+        from ..data import prepare
+
+        data = prepare(project.data, tokenizer, project.training.max_length, seed=project.data.split_seed)
+        emit(ev.Log(message=data.report.summary()))
+        if data.report.problems:
+            emit(ev.Warning(message=f"{len(data.report.problems)} data problem(s) were skipped; "
+                                    f"see `smolora data check --project {project.name}`"))
+        from datasets import Dataset
+        from peft import get_peft_model
+        from transformers import set_seed
+
+        set_seed(project.training.seed)  # the adapter's random init is part of the run: same seed, same run
+
+        def to_dataset(rows):
+            return Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
+
+        train_set = to_dataset(data.train)
+        eval_set = to_dataset(data.eval) if data.eval else None
+        model = get_peft_model(model, lora_config(project))
+        trainable, _total = model.get_nb_trainable_parameters()
+        longest = max(len(r.input_ids) for r in data.train)
+        estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype)
+        available = available_memory_mb(choice.device)
+        if estimate is not None:
+            emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
+            if available is not None and estimate["total"] > available:
+                raise TrainingRefused(
+                    f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
+                    f"{memory_advice(project)}")
+        emit(ev.Loading(message="starting the trainer", progress=0.9))
+        trainer_cls = make_trainer_class()
+        trainer_ref: dict = {}
+        callback = make_callback(emit, folder, project, trainer_ref, state, stop_flag, choice.device)
+        trainer = trainer_cls(model=model, args=training_args(project, folder, choice.device, choice.dtype,
+                                                              eval_set is not None),
+                              train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                              callbacks=[callback])
+        trainer_ref["trainer"] = trainer
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints each log as a dict; our Step events say it
+        emit(ev.Loading(message="training", progress=1.0))
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        step = trainer.state.global_step
+        if stop_flag.is_set() and step < trainer.state.max_steps:
+            last, _ = latest_complete_checkpoint(folder)
+            emit(ev.Stopped(step=step, checkpoint=str(last) if last else None, reason="stop requested"))
+            return 0
+        adapter = folder / "adapter"
+        if not trainer.is_world_process_zero():
+            return 0
+        trainer.model.save_pretrained(adapter)
+        tokenizer.save_pretrained(adapter)
+        give_normal_modes(adapter)
+        emit(ev.Finished(step=step, path=str(adapter), loss=callback.last_loss,
+                         eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=callback.elapsed(),
+                         details={"trainable_parameters": trainable}))
+        return 0
+    except TrainingRefused as exc:
+        emit(ev.Error(message=str(exc), hint="change the setting named above and start again"))
+        return 2
+    except Exception as exc:  # every failure becomes an event that says what to do
+        message, hint = explain_failure(exc, project)
+        emit(ev.Error(message=message, hint=hint))
+        traceback.print_exc()
+        return 1
+
+
+def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:
+    from ..data import DataError
+    from ..models import ModelNotFound
+
+    text = str(exc)
+    if isinstance(exc, (DataError, ModelNotFound)):
+        return text, "fix the data or the model setting and start again"
+    lowered = text.lower()
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or any(
+            words in lowered for words in ("out of memory", "can't allocate memory", "not enough memory")):
+        return (f"out of memory: {text.splitlines()[0] if text else type(exc).__name__}",
+                f"{memory_advice(project)}; then resume from the last checkpoint")
+    return f"{type(exc).__name__}: {text}", "see worker.log in the run folder for the traceback"
