@@ -88,6 +88,26 @@ class Eval(Event):
 
 
 @dataclass
+class Samples(Event):
+    """The model's answers to the eval prompts: the base before step 1 (`base`), then at each eval.
+
+    Each answer is {"prompt", "where", "reference", "answer", "checks": [{"check", "passed"}], "passed"},
+    `passed` null for a prompt without checks; `pass_rate` is over the prompts that have checks
+    (null when none has).
+    """
+
+    kind: ClassVar[str] = "samples"
+    step: int = 0
+    base: bool = False
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    pass_rate: float | None = None
+    checked: int = 0
+    best: bool = False  # the best pass rate so far (when pass_rate is the run's metric)
+    seconds: float | None = None
+    cut_short: bool = False  # eval.time_limit_s ended the answers early
+
+
+@dataclass
 class Checkpoint(Event):
     kind: ClassVar[str] = "checkpoint"
     step: int = 0
@@ -159,6 +179,10 @@ class Finished(Event):
     tokens: int = 0
     elapsed_s: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    adapter_step: int | None = None  # the step whose weights the adapter holds (training.keep_best)
+    pass_rate: float | None = None  # the last eval's pass rate, and the best one
+    best_pass_rate: float | None = None
+    reason: str = ""  # why it ended before max_steps (early stopping), else ""
 
 
 @dataclass
@@ -200,7 +224,7 @@ class Unknown(Event):
 
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Started, Loading, Step, Eval, Checkpoint, Heartbeat, Log, Warning, Error, MemoryEstimate,
+    for cls in (Started, Loading, Step, Eval, Samples, Checkpoint, Heartbeat, Log, Warning, Error, MemoryEstimate,
                 Progress, Stopped, Finished, Token, Done, Ready)
 }
 FINAL_KINDS = ("stopped", "finished", "error")

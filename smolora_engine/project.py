@@ -20,6 +20,8 @@ from typing import Any, Callable, get_type_hints
 
 import tomli_w
 
+from .evaluation.checks import checks_problem
+
 SCHEMA_VERSION = 1
 
 # A check takes the value (already of the right type) and returns what is wrong, or None.
@@ -180,12 +182,45 @@ class TrainingSettings:
     eval_steps: int = setting(50, "Evaluate every this many steps when there is an eval split (0: only at the end).",
                               non_negative_int)
     save_steps: int = setting(50, "Save a resumable checkpoint every this many steps.", positive_int)
-    keep_checkpoints: int = setting(3, "Checkpoints kept (the best one by eval loss is always kept).", positive_int)
+    keep_checkpoints: int = setting(3, "Checkpoints kept (the best one is always kept).", positive_int)
+    early_stopping_patience: int = setting(
+        0, "Stop after this many evals without improvement (0: never stop early).", non_negative_int)
+    early_stopping_metric: str = setting(
+        "auto", "What improves: eval_loss (lower), pass_rate of the eval checks (higher); "
+        "auto: pass_rate when there are checks, else eval_loss. It also picks the best checkpoint.",
+        choices=("auto", "eval_loss", "pass_rate"))
+    keep_best: bool = setting(
+        True, "Write the best checkpoint's adapter at the end (by early_stopping_metric), not the last one.")
     logging_steps: int = setting(1, "Emit a step event every this many optimizer steps.", positive_int)
     seed: int = setting(42, "Random seed of the run.", non_negative_int)
     launcher: str = setting("none", "Multi-process launcher for several GPUs (or CPU processes).",
                             choices=("none", "torchrun", "accelerate"))
     num_processes: int = setting(1, "Processes started by the launcher.", positive_int)
+
+
+@dataclass
+class EvalSettings:
+    prompts: str = setting(
+        "", "Prompts the model answers at each eval: a JSONL, JSON or CSV file (prompt or messages, optional "
+        "reference and checks per row) or a text file (a prompt per line); empty: the eval split's first rows.")
+    samples: int = setting(4, "Prompts answered at each eval (0: none).", non_negative_int)
+    max_new_tokens: int = setting(64, "Longest answer in tokens (greedy).", positive_int)
+    checks: list = setting(
+        [], "Checks on every answer: 'contains:TEXT', 'not_contains:TEXT', 'regex:PATTERN', 'max_words:N', "
+        "'json'; a prompt's own checks come from its row.", checks_problem)
+    time_limit_s: float = setting(60.0, "Seconds the answers may take at each eval; longer answers are cut.",
+                                  positive_number)
+
+
+@dataclass
+class NotifySettings:
+    command: str = setting(
+        "", "Shell command the worker runs when a run ends (ntfy, a webhook, mail), with SMOLORA_STATUS, "
+        "SMOLORA_RUN_ID, SMOLORA_PROJECT, SMOLORA_STEP, SMOLORA_LOSS, SMOLORA_PASS_RATE and SMOLORA_REASON set.")
+    timeout_s: float = setting(30.0, "Seconds the command may run before it is killed.", positive_number)
+    desktop: bool = setting(True, "The app also sends a desktop notification (notify-send, osascript) "
+                                  "when a run it shows ends.")
+    bell: bool = setting(True, "The app rings the terminal bell when a run it shows ends.")
 
 
 @dataclass
@@ -199,6 +234,8 @@ SECTIONS: dict[str, type] = {
     "data": DataSettings,
     "lora": LoraSettings,
     "training": TrainingSettings,
+    "eval": EvalSettings,
+    "notify": NotifySettings,
     "output": OutputSettings,
 }
 
@@ -212,6 +249,8 @@ class Project:
     data: DataSettings = field(default_factory=DataSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     # Keys this version does not know, kept as found so a save never loses them.
     unknown: dict[str, Any] = field(default_factory=dict)
@@ -345,6 +384,10 @@ def _cross_checks(project: Project) -> list[Problem]:
         problems.append(Problem("training.logging_steps",
                                 f"training.logging_steps must be at most training.save_steps ({t.save_steps}), "
                                 f"got {t.logging_steps}"))
+    if t.early_stopping_patience and t.eval_steps == 0:
+        problems.append(Problem("training.early_stopping_patience",
+                                "training.early_stopping_patience needs evals during the run: set "
+                                "training.eval_steps to a positive number (now 0: only at the end)"))
     if project.data.columns:
         allowed = ("text", "instruction", "input", "output", "system", "prompt", "completion", "messages")
         for key in project.data.columns:

@@ -265,7 +265,7 @@ def prepare(settings: DataSettings, tokenizer=None, max_length: int = 1024, seed
     if tokenizer is not None:
         rendered = _render_all(samples, tokenizer, max_length, settings.over_length, report, ChatFormat.of(settings))
     else:
-        rendered = [Rendered([], []) for _ in samples]
+        rendered = [Rendered([], [], sample=s) for s in samples]
     report.rows_kept = len(rendered)
     report.problems.sort(key=lambda p: (p.file, p.line or 0, p.index or 0))
     if not rendered:

@@ -26,6 +26,7 @@ class Rendered:
     labels: list[int]
     segments: list[tuple[str, bool]] = field(default_factory=list)  # (text, trained) pieces, for display
     truncated: bool = False
+    sample: Sample | None = None  # what it was rendered from (eval prompts come from the held-out ones)
 
     @property
     def trained_tokens(self) -> int:
@@ -103,4 +104,4 @@ def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt:
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels = ids[:max_length], labels[:max_length]
-    return Rendered(ids, labels, _segments(text, spans), truncated)
+    return Rendered(ids, labels, _segments(text, spans), truncated, sample)

@@ -1,4 +1,4 @@
-"""The trainer's callback: step, eval and checkpoint events, the stop at a step boundary, rotation."""
+"""The trainer's callback: step, eval, samples and checkpoint events, stops (asked for or early), rotation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..project import Project
 from ..runs import COMPLETE_MARKER, checkpoints
 from .emitter import Emitter
 from .memory import memory_in_use_mb
+from .samples import BestTracker, EvalSampler
 
 
 @dataclass
@@ -22,12 +23,36 @@ class RunState:
 
     tokens_before: int = 0  # tokens of earlier segments of a resumed run
     elapsed_before: float = 0.0
-    best_eval: float | None = None
-    best_step: int | None = None
+    best_eval: float | None = None  # the lowest eval loss so far
+    best_step: int | None = None  # the best checkpoint's step, by the run's metric (always kept)
+    samples_s: float = 0.0  # seconds spent answering eval prompts in earlier segments
+    pass_rate: float | None = None  # the last eval's pass rate, and the best
+    best_pass_rate: float | None = None
+    tracker: BestTracker | None = None  # the run's metric (None: no eval to judge by)
+    stop_reason: str = ""  # why training ended early, else ""
+    resumed: bool = False
+
+    def marker(self) -> dict:
+        """What a checkpoint records of this state, for a resume."""
+        return {"best_eval": self.best_eval, "best_step": self.best_step, "samples_s": self.samples_s,
+                "pass_rate": self.pass_rate, "best_pass_rate": self.best_pass_rate,
+                "tracker": self.tracker.to_dict() if self.tracker else None}
+
+    @classmethod
+    def from_marker(cls, saved: dict) -> RunState:
+        return cls(saved.get("tokens", 0), saved.get("elapsed_s", 0.0), saved.get("best_eval"),
+                   saved.get("best_step"), saved.get("samples_s", 0.0), saved.get("pass_rate"),
+                   saved.get("best_pass_rate"), resumed=True)
+
+    def restore_tracker(self, tracker: BestTracker, saved: dict | None) -> None:
+        if saved and saved.get("metric") == tracker.metric:
+            tracker.best, tracker.best_step = saved.get("best"), saved.get("best_step")
+            tracker.since_best = saved.get("since_best", 0)
+        self.tracker = tracker
 
 
 def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: dict, state: RunState,
-                  stop_flag: threading.Event, device: str):
+                  stop_flag: threading.Event, device: str, sampler: EvalSampler | None = None):
     from transformers import TrainerCallback
 
     class SmoloraCallback(TrainerCallback):
@@ -44,15 +69,45 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
         def elapsed(self) -> float:
             return state.elapsed_before + time.monotonic() - self.segment_start
 
+        def samples_s(self) -> float:
+            return state.samples_s + (sampler.seconds if sampler else 0.0)
+
         def on_train_begin(self, args, tstate, control, **kwargs):
+            if sampler is not None and not state.resumed:  # a resumed run answered as the base already
+                emit(sampler.answer(trainer_ref["trainer"].model, tstate.global_step, base=True))
             self.window = [(time.monotonic(), tstate.global_step, self.tokens())]
 
+        def judge(self, step: int, value: float | None, control) -> bool:
+            """One eval's value of the run's metric: the best is saved (and kept); no progress may stop."""
+            tracker = state.tracker
+            best = tracker.update(step, value)
+            if best:
+                state.best_step = step
+                control.should_save = True
+            if tracker.should_stop and not control.should_training_stop:
+                state.stop_reason = tracker.reason()
+                emit(ev.Log(message=state.stop_reason))
+                control.should_training_stop = True
+                control.should_save = True
+            return best
+
         def on_step_end(self, args, tstate, control, **kwargs):
-            emit.step = tstate.global_step
-            self.step_ended = time.monotonic()  # a checkpoint's save time counts from here
+            step = emit.step = tstate.global_step
             if stop_flag.is_set():
                 control.should_save = True
                 control.should_training_stop = True
+            eval_steps = project.training.eval_steps
+            due = (eval_steps > 0 and step % eval_steps == 0) or step >= tstate.max_steps
+            if sampler is not None and due and not stop_flag.is_set():
+                samples = sampler.answer(trainer_ref["trainer"].model, step)
+                state.pass_rate = samples.pass_rate
+                if samples.pass_rate is not None and (state.best_pass_rate is None
+                                                      or samples.pass_rate > state.best_pass_rate):
+                    state.best_pass_rate = samples.pass_rate
+                if state.tracker is not None and state.tracker.metric == "pass_rate":
+                    samples.best = self.judge(step, samples.pass_rate, control)
+                emit(samples)
+            self.step_ended = time.monotonic()  # a checkpoint's save time counts from here
 
         def on_log(self, args, tstate, control, logs=None, **kwargs):
             logs = logs or {}
@@ -82,8 +137,10 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             value = (metrics or {}).get("eval_loss")
             best = value is not None and math.isfinite(value) and (state.best_eval is None or value < state.best_eval)
             if best:
-                state.best_eval, state.best_step = value, tstate.global_step
+                state.best_eval = value
             emit(ev.Eval(step=tstate.global_step, eval_loss=value, best=best))
+            if state.tracker is not None and state.tracker.metric == "eval_loss":
+                self.judge(tstate.global_step, value, control)
 
         def on_save(self, args, tstate, control, **kwargs):
             step = tstate.global_step
@@ -94,8 +151,8 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
 
             give_normal_modes(path)
             atomic_write_text(path / COMPLETE_MARKER, json.dumps({
-                "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(),
-                "best_eval": state.best_eval, "best_step": state.best_step}))
+                "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(), **state.marker(),
+                "samples_s": self.samples_s()}))
             save_s = time.monotonic() - getattr(self, "step_ended", time.monotonic())
             emit(ev.Checkpoint(step=step, path=str(path), save_s=round(save_s, 3)))
             rotate_checkpoints(folder, project.training.keep_checkpoints, state.best_step)

@@ -18,10 +18,13 @@ class Emitter:
         self._lock = threading.Lock()
         self._echo = echo
         self.step: int | None = None
+        self.final: ev.Event | None = None  # the run's last finished, stopped or error event
 
     def __call__(self, event: ev.Event) -> ev.Event:
         with self._lock:
             written = self._writer.emit(event)
+            if event.kind in ev.FINAL_KINDS:
+                self.final = event
             described = describe_event(event) if self._echo else None
             if described:
                 print(console_text(*described), flush=True)

@@ -26,6 +26,7 @@ from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
 from .memory import available_memory_mb, estimate_memory_mb, keep_freed_memory, memory_advice
+from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
 
 
@@ -87,10 +88,20 @@ def run_training(project_name: str, run_id: str | None = None, resume: str | Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop_flag.set())
         try:
-            return _train(project, run_id, folder, emit, heartbeat, stop_flag, resume is not None)
+            code = _train(project, run_id, folder, emit, heartbeat, stop_flag, resume is not None)
         finally:
             heartbeat.done.set()
             emit.close()
+    if leader and project.notify.command:  # after the lock: the project can train again meanwhile
+        from .notify import outcome_env, run_notify
+
+        after = Emitter(folder / "events.jsonl", echo=True)
+        try:
+            run_notify(project.notify.command, outcome_env(project_name, run_id, folder, emit.final),
+                       project.notify.timeout_s, after)
+        finally:
+            after.close()
+    return code
 
 
 def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat: Heartbeat,
@@ -98,6 +109,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
     import json
 
     checkpoint = None
+    saved: dict = {}
     state = RunState()
     if resuming:
         checkpoint, skipped = latest_complete_checkpoint(folder)
@@ -106,8 +118,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                                     "interrupted while saving); resuming from the one before"))
         if checkpoint is not None:
             saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())
-            state = RunState(saved.get("tokens", 0), saved.get("elapsed_s", 0.0), saved.get("best_eval"),
-                             saved.get("best_step"))
+            state = RunState.from_marker(saved)
     try:
         from ..device import choose_device
 
@@ -158,9 +169,18 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                     f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
                     f"{memory_advice(project)}")
         emit(ev.Loading(message="starting the trainer", progress=0.9))
+        sampler = EvalSampler.for_run(project, tokenizer, data.eval, emit) if rank() == 0 else None
+        metric = choose_metric(project, sampler, eval_set is not None, emit)
+        if metric == "pass_rate" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            emit(ev.Warning(message="with several processes the pass rate is only known to the first: the best "
+                                    "checkpoint and early stopping follow eval_loss"))
+            metric = "eval_loss" if eval_set is not None else None
+        if metric is not None:
+            state.restore_tracker(BestTracker(metric, project.training.early_stopping_patience),
+                                  saved.get("tracker"))
         trainer_cls = make_trainer_class()
         trainer_ref: dict = {}
-        callback = make_callback(emit, folder, project, trainer_ref, state, stop_flag, choice.device)
+        callback = make_callback(emit, folder, project, trainer_ref, state, stop_flag, choice.device, sampler)
         trainer = trainer_cls(model=model, args=training_args(project, folder, choice.device, choice.dtype,
                                                               eval_set is not None),
                               train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
@@ -179,12 +199,28 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         adapter = folder / "adapter"
         if not trainer.is_world_process_zero():
             return 0
+        adapter_step = step
+        if project.training.keep_best and state.best_step is not None and state.best_step != step:
+            if load_checkpoint_adapter(trainer.model, folder, state.best_step):
+                adapter_step = state.best_step
+                emit(ev.Log(message=f"the adapter is the best checkpoint's (step {adapter_step}, by "
+                                    f"{state.tracker.metric if state.tracker else 'eval_loss'}), not the last "
+                                    f"step's (training.keep_best)"))
+            else:
+                emit(ev.Warning(message=f"the best checkpoint (step {state.best_step}) is gone: the adapter is "
+                                        f"the last step's ({step})"))
         trainer.model.save_pretrained(adapter)
         tokenizer.save_pretrained(adapter)
         give_normal_modes(adapter)
+        elapsed, samples_s = callback.elapsed(), callback.samples_s()
+        details = {"trainable_parameters": trainable, "best_step": state.best_step,
+                   "metric": state.tracker.metric if state.tracker else None}
+        if sampler is not None:
+            details.update(samples_s=round(samples_s, 2), samples_share=samples_s / elapsed if elapsed else None)
         emit(ev.Finished(step=step, path=str(adapter), loss=callback.last_loss,
-                         eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=callback.elapsed(),
-                         details={"trainable_parameters": trainable}))
+                         eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=elapsed,
+                         details=details, adapter_step=adapter_step, pass_rate=state.pass_rate,
+                         best_pass_rate=state.best_pass_rate, reason=state.stop_reason))
         return 0
     except TrainingRefused as exc:
         emit(ev.Error(message=str(exc), hint="change the setting named above and start again"))
@@ -194,6 +230,18 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Error(message=message, hint=hint))
         traceback.print_exc()
         return 1
+
+
+def load_checkpoint_adapter(model, folder: Path, step: int) -> bool:
+    """Put the adapter weights of checkpoint-STEP into the model; False when that checkpoint is gone."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = folder / "checkpoints" / f"checkpoint-{step}" / "adapter_model.safetensors"
+    if not path.is_file() or not (path.parent / COMPLETE_MARKER).is_file():
+        return False
+    set_peft_model_state_dict(model, load_file(str(path)))
+    return True
 
 
 def explain_failure(exc: BaseException, project: Project) -> tuple[str, str]:

@@ -27,7 +27,7 @@ CHOOSERS = {
 # Section titles and rows built before the first frame: what a laptop-size terminal (100 x 30) shows.
 FIRST_PARTS = 6
 SECTION_TITLES = {"model": "Base model", "data": "Data", "lora": "LoRA", "training": "Training",
-                  "output": "Output"}
+                  "eval": "Eval samples", "notify": "When a run ends", "output": "Output"}
 
 
 def field_id(key: str) -> str:
