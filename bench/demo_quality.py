@@ -31,8 +31,9 @@ def main() -> None:
         if args.models_cache:
             (Path(home) / "cache").mkdir()
             (Path(home) / "cache" / "models").symlink_to(args.models_cache.resolve(), target_is_directory=True)
-        from smolora_engine.demo import heldout_prompts, score, setup_demo
-        from smolora_engine.demo_walk import duration, quiet_libraries, train_with_progress
+        from smolora_engine.demo import score, setup_demo
+        from smolora_engine.demo_walk import duration, train_with_progress
+        from smolora_engine.quiet import quiet_libraries
         from smolora_engine.models import ensure_model
 
         quiet_libraries()
@@ -41,18 +42,27 @@ def main() -> None:
         code, run_id, seconds = train_with_progress(project.name, args.max_steps)
         if code:
             raise SystemExit(f"training failed (exit {code})")
-        result = score(project.name, heldout_prompts())
+        result = score(project.name)
         n = len(result["prompts"])
-        base, tuned = result["base"], result["tuned"]
+        base, tuned = result["base_rate"], result["tuned_rate"]
         print(f"demo quality: {n} held-out prompts; base {base:.0%} ({round(base * n)}/{n}), "
               f"tuned {tuned:.0%} ({round(tuned * n)}/{n}); training {duration(seconds)} "
               f"(settings: {project.training.epochs:g} epoch, lr {project.training.learning_rate:g}, "
               f"r={project.lora.r})")
-        misses = [(p, a) for p, a, ok in zip(result["prompts"], result["tuned_answers"],
-                                              (a.strip().endswith("-- Smolora") for a in result["tuned_answers"]))
-                  if not ok]
-        for prompt, answer in misses[:5]:
-            print(f"  tuned missed: {prompt!r} -> {' '.join(answer.split())[:100]!r}")
+        misses = [row for row in result["adapter"]["answers"] if not row["passed"]]
+        for row in misses[:5]:
+            print(f"  tuned missed: {row['prompt']!r} -> {' '.join(row['answer'].split())[:100]!r}")
+        from smolora_engine import events as ev
+        from smolora_engine.runs import run_dir
+
+        events = ev.read_events(run_dir(project.name, run_id) / "events.jsonl")
+        rates = [(e.step, e.pass_rate) for e in events if isinstance(e, ev.Samples)]
+        finished = next(e for e in events if isinstance(e, ev.Finished))
+        share = finished.details.get("samples_share")
+        print("pass rate while training (eval samples): "
+              + ", ".join(f"step {s}: {'?' if r is None else f'{r:.0%}'}" for s, r in rates)
+              + (f"; answering took {finished.details['samples_s']:.1f} s, {share:.1%} of the run"
+                 if share is not None else ""))
         met = base <= 0.10 and tuned >= 0.90 and seconds <= 300
         print(f"targets (base <= 10 %, tuned >= 90 %, training <= 5 min): {'met' if met else 'NOT met'}")
 

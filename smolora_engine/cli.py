@@ -269,6 +269,26 @@ def follow(project: str, run_id: str | None, runs) -> int:
     return 0 if info.status in ("finished", "stopped") else 1
 
 
+@command("eval")
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.prompts import PromptsError
+    from .evaluation.score import evaluate, print_report
+    from .runs import NoAdapter
+
+    try:
+        result = evaluate(args.project, args.run, args.checkpoint, args.merged, args.limit,
+                          progress=lambda message: print(message, file=sys.stderr, flush=True))
+    except (NoAdapter, PromptsError, ValueError) as exc:
+        for problem in getattr(exc, "problems", [])[:20]:
+            print(f"  {problem}", file=sys.stderr)
+        return fail(str(exc))
+    if args.json:
+        print_json(result)
+    else:
+        print_report(result)
+    return 0
+
+
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import setup_demo
@@ -653,6 +673,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--top-k", type=int, default=50)
         p.add_argument("--repetition-penalty", type=float, default=1.0)
         p.add_argument("--seed", type=int)
+
+    p = sub.add_parser("eval", help="score the base and the tuned model on the eval prompts and checks",
+                       description="Answers every prompt of eval.prompts (or the eval split's first eval.samples "
+                                   "rows) with the base model and the run's adapter, applies eval.checks and each "
+                                   "prompt's own checks, and prints both answers and both pass rates.")
+    p.add_argument("--project", required=True, metavar="NAME")
+    p.add_argument("--run", metavar="RUN_ID", help="which run (default: the newest finished one)")
+    p.add_argument("--checkpoint", type=int, metavar="STEP", help="a checkpoint instead of the final adapter")
+    p.add_argument("--merged", action="store_true", help="score the merged model (`smolora merge`) as the tuned side")
+    p.add_argument("--limit", type=int, metavar="N", help="answer only the first N prompts")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: base and adapter, each with pass_rate and answers")
 
     p = sub.add_parser("demo", help="the demo, headless: check the data, train, merge, and score base vs tuned",
                        description="Creates the demo project (chat data that teaches the embedded model to sign "

@@ -87,7 +87,7 @@ def quiet_walk() -> None:
 
 def walk(project: Project, max_steps: int | None = None, prompts: int | None = None) -> int:
     from .data.doctor import DataError, check_data
-    from .demo import SIGNATURE, heldout_prompts, score
+    from .demo import SIGNATURE, score
     from .merge import merge_run
     from .models import load_tokenizer
 
@@ -113,13 +113,13 @@ def walk(project: Project, max_steps: int | None = None, prompts: int | None = N
     merged = merge_run(name, run_id)
     print(f"    {merged['path']} (max |logit difference| {merged['max_abs_logit_diff']:.2e}: "
           f"{'ok' if merged['ok'] else 'CHECK FAILED'})")
-    held = heldout_prompts()[:prompts] if prompts else heldout_prompts()
-    say(5, f"asking base and tuned {len(held)} held-out prompts; the behaviour: answers end with {SIGNATURE!r}")
-    result = score(name, held)
-    for prompt, base, tuned in list(zip(held, result["base_answers"], result["tuned_answers"]))[:3]:
-        print(f"    > {prompt}\n      base:  {_one_line(base)}\n      tuned: {_one_line(tuned)}")
-    print(f"    base model:  {result['base']:.0%} of answers show it")
-    print(f"    tuned model: {result['tuned']:.0%} of answers show it")
+    say(5, f"asking base and tuned the held-out prompts (`smolora eval`); the behaviour: answers end with "
+           f"{SIGNATURE!r}")
+    result = score(name, prompts)
+    for row, base, tuned in list(zip(result["prompts"], result["base"]["answers"], result["adapter"]["answers"]))[:3]:
+        print(f"    > {row['prompt']}\n      base:  {_one_line(base['answer'])}\n      tuned: {_one_line(tuned['answer'])}")
+    print(f"    base model:  {result['base_rate']:.0%} of {len(result['prompts'])} answers show it")
+    print(f"    tuned model: {result['tuned_rate']:.0%} of {len(result['prompts'])} answers show it")
     print(f"next: `smolora chat --project {name}`, `smolora export --project {name}`, or "
           f"`smolora-tui --project {name}`")
     return 0

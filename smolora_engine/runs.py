@@ -27,7 +27,7 @@ import psutil
 
 from . import paths
 from .events import Checkpoint, Eval, Event, EventTail, Finished, Heartbeat, Loading, Log, MemoryEstimate, \
-    Started, Step, Stopped, read_events
+    Samples, Started, Step, Stopped, read_events
 from .events import Error as ErrorEvent
 from .events import Warning as WarningEvent
 
@@ -103,9 +103,30 @@ def describe_event(event: Event) -> tuple[str, str] | None:
     if isinstance(event, Stopped):
         return "info", (f"stopped at step {event.step} ({event.reason or 'asked to stop'})"
                         + (", checkpoint saved" if event.checkpoint else ""))
+    if isinstance(event, Samples):
+        return "info", samples_text(event)
     if isinstance(event, Finished):
-        return "info", f"finished at step {event.step}; adapter in {event.path}"
+        text = f"finished at step {event.step}"
+        if event.reason:
+            text += f" ({event.reason})"
+        if event.adapter_step is not None and event.adapter_step != event.step:
+            text += f"; adapter (step {event.adapter_step}, the best) in {event.path}"
+        else:
+            text += f"; adapter in {event.path}"
+        return "info", text
     return None
+
+
+def samples_text(event: Samples) -> str:
+    who = "the base model" if event.base else f"step {event.step}"
+    n = len(event.answers)
+    if event.pass_rate is None:
+        rate = "no checks"
+    else:
+        passed = sum(1 for a in event.answers if a.get("passed"))
+        rate = f"pass rate {event.pass_rate:.0%} ({passed}/{event.checked})" + (" (best so far)" if event.best else "")
+    cut = ", cut short by eval.time_limit_s" if event.cut_short else ""
+    return f"answers of {who} to {n} eval prompt(s): {rate}; {event.seconds or 0:.1f} s{cut}"
 
 
 def console_text(level: str, text: str) -> str:
@@ -189,6 +210,7 @@ class RunInfo:
     max_steps: int = 0
     loss: float | None = None
     eval_loss: float | None = None
+    pass_rate: float | None = None  # the last eval's pass rate of the eval checks (None: no checks, or none yet)
     last_heartbeat: float | None = None
     resumable_step: int | None = None
     adapter: str | None = None
@@ -235,6 +257,7 @@ class RunInfo:
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "status": self.status, "pid": self.pid, "step": self.step,
                 "max_steps": self.max_steps, "loss": self.loss, "eval_loss": self.eval_loss,
+                "pass_rate": self.pass_rate,
                 "resumable_step": self.resumable_step, "adapter": self.adapter, "error": self.error,
                 "folder": str(self.folder), "last_heartbeat": self.last_heartbeat}
 
@@ -264,6 +287,9 @@ class RunTracker:
                 info.save_s = max(info.save_s or 0.0, event.save_s)
         elif isinstance(event, Eval):
             info.eval_loss = event.eval_loss
+        elif isinstance(event, Samples):
+            if not event.base:
+                info.pass_rate = event.pass_rate
         elif isinstance(event, Heartbeat):
             info.last_heartbeat = event.time
         elif isinstance(event, (Finished, Stopped, ErrorEvent)):

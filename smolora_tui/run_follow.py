@@ -20,6 +20,7 @@ from smolora_engine import events as ev
 from smolora_engine.runs import RunInfo, RunTracker, checkpoints, describe_event, list_run_ids, run_dir
 
 LOG_LINES = 500
+SAMPLE_EVALS = 200  # evals whose answers are kept (the base model's always are)
 MAX_POINTS = 400  # a chart is only so many cells wide
 SMOOTHING = 0.6  # the weight of the loss curve's running average (TensorBoard's slider)
 STATUS_EVERY_S = 1.0
@@ -105,11 +106,16 @@ class RunHistory:
     log_total: int = 0  # lines ever logged (the UI writes those past what it has shown)
     disk_checkpoints: list[tuple[int, bool]] = field(default_factory=list)  # (step, complete)
     info: RunInfo | None = None
+    base_samples: ev.Samples | None = None  # the base model's answers, before step 1
+    samples: list[ev.Samples] = field(default_factory=list)  # the answers at each eval, oldest first
+    finished: ev.Finished | None = None
     # The curves, each kept at most 2 x MAX_POINTS buckets (see Curve); a snapshot carries their points.
-    curves: dict[str, Curve] = field(default_factory=lambda: {"loss": Curve(), "smoothed": Curve(), "eval": Curve()})
+    curves: dict[str, Curve] = field(default_factory=lambda: {"loss": Curve(), "smoothed": Curve(), "eval": Curve(),
+                                                                "pass_rate": Curve()})
     plot_loss: tuple[list, list] = ([], [])
     plot_smoothed: tuple[list, list] = ([], [])
     plot_eval: tuple[list, list] = ([], [])
+    plot_pass_rate: tuple[list, list] = ([], [])
     _ema: tuple[float, float] = (0.0, 0.0)  # the running average and its debiasing weight
 
     def add(self, event: ev.Event) -> None:
@@ -124,11 +130,21 @@ class RunHistory:
             self.last_eval = event.eval_loss
             if event.best and event.eval_loss is not None:
                 self.best_eval = (event.step, event.eval_loss)
+        elif isinstance(event, ev.Samples):
+            if event.base:
+                self.base_samples = event
+            else:
+                self.samples = [*self.samples[-(SAMPLE_EVALS - 1):], event]
+                if event.pass_rate is not None:
+                    self.curves["pass_rate"].add(event.step, event.pass_rate)
+        elif isinstance(event, ev.Finished):
+            self.finished = event
         elif isinstance(event, ev.Started):
             self.started = event
             if event.resumed_from is not None:  # the curve continues from the checkpoint
                 for curve in self.curves.values():
                     curve.truncate(event.resumed_from)
+                self.samples = [s for s in self.samples if s.step <= event.resumed_from]
         elif isinstance(event, ev.Loading):
             self.loading = event.message
         elif isinstance(event, ev.MemoryEstimate):
@@ -154,10 +170,12 @@ class RunHistory:
         """A copy the UI can read while the poller goes on, with the curves' points."""
         clone = RunHistory(self.run_id, self.last_step, self.started, self.loading, self.best_eval, self.last_eval,
                            self.estimate_mb, deque(self.log, maxlen=LOG_LINES), self.log_total,
-                           list(self.disk_checkpoints), self.info, {})
+                           list(self.disk_checkpoints), self.info, self.base_samples, list(self.samples),
+                           self.finished, {})
         clone.plot_loss = self.curves["loss"].points()
         clone.plot_smoothed = self.curves["smoothed"].points()
         clone.plot_eval = self.curves["eval"].points()
+        clone.plot_pass_rate = self.curves["pass_rate"].points()
         return clone
 
 

@@ -91,10 +91,11 @@ def prompt_of_row(row: Row) -> EvalPrompt | DataProblem:
         if not open_turn:
             reference = reference or last["content"]
         return EvalPrompt(row.where, "chat", messages=messages, reference=reference, checks=checks)
-    user = _first(data, PROMPT_COLUMNS)
-    if user is None and (instruction := _text(data.get("instruction"))) is not None:
+    if (instruction := _text(data.get("instruction"))) is not None:  # alpaca: instruction, then its input
         context = _text(data.get("input")) or _text(data.get("context"))
         user = instruction.strip() + (f"\n\n{context.strip()}" if context else "")
+    else:
+        user = _first(data, PROMPT_COLUMNS)
     if user is None:
         names = ", ".join(sorted(data)) or "(none)"
         return DataProblem(row.file, row.line, f"no prompt in this row (columns: {names}); give 'prompt' "

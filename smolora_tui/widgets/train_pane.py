@@ -25,8 +25,11 @@ from smolora_engine.runs import RunInfo, duration, memory_figure, rate_figures
 from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
+from ..run_notice import EndWatch, desktop_notify, notice_text
 from .rewrap_log import RewrapLog
-from .run_text import count, even_ticks, list_labels, short_id, status_text
+from .run_chart import draw_chart
+from .run_text import count, list_labels, short_id, status_text
+from .samples_panel import SamplesPanel
 
 REDRAW_S = 0.25
 LOG_BURST = 40  # at most this many new log lines are written per redraw
@@ -51,6 +54,9 @@ class TrainPane(Widget, can_focus=False):
     TrainPane #train-log { height: 2fr; min-height: 3; max-height: 9; border-top: solid $primary-background;
                            padding: 0 1; scrollbar-gutter: stable; }
     TrainPane.-short #train-log { min-height: 2; max-height: 4; }
+    TrainPane #samples-panel { display: none; }
+    TrainPane.-answers #samples-panel { display: block; }
+    TrainPane.-answers #loss-plot { display: none; }
     """
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
@@ -60,6 +66,16 @@ class TrainPane(Widget, can_focus=False):
         Binding("o", "overlay", "Compare", id="train.overlay", tooltip="Overlay the highlighted run's loss curve"),
         Binding("l", "log_scale", "Log scale", id="train.log", tooltip="Toggle a log scale for the loss"),
         Binding("m", "smooth", "Smooth", id="train.smooth", tooltip="Toggle smoothing of the loss curve"),
+        Binding("a", "answers", "Answers", id="train.answers",
+                tooltip="Show what the model answers to the eval prompts at each eval (a again: the chart)"),
+        Binding("left_square_bracket", "prompt(-1)", "Previous prompt", show=False, id="train.prompt_back",
+                tooltip="Answers: the previous eval prompt"),
+        Binding("right_square_bracket", "prompt(1)", "Next prompt", show=False, id="train.prompt_next",
+                tooltip="Answers: the next eval prompt"),
+        Binding("comma", "eval_page(-1)", "Earlier eval", show=False, id="train.eval_back",
+                tooltip="Answers: the eval before"),
+        Binding("full_stop", "eval_page(1)", "Later eval", show=False, id="train.eval_next",
+                tooltip="Answers: the eval after"),
     ]
 
     class StartRequested(Message):
@@ -83,6 +99,8 @@ class TrainPane(Widget, can_focus=False):
         self._want: str | None = None  # a run just started or resumed: shown as soon as its folder is seen
         self._plot_size = None
         self._kill_at: float | None = None  # while stopping: when `smolora stop` kills the worker (monotonic)
+        self.answers = False  # the answers panel instead of the chart
+        self._ends = EndWatch()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-side"):
@@ -97,6 +115,7 @@ class TrainPane(Widget, can_focus=False):
             yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
             yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
             yield PlotextPlot(id="loss-plot")
+            yield SamplesPanel(id="samples-panel")
             yield RewrapLog(id="train-log", max_lines=500, wrap=True, min_width=20, markup=False)
 
     def on_resize(self) -> None:
@@ -126,11 +145,15 @@ class TrainPane(Widget, can_focus=False):
         self._plot_size = plot_size
         self.runs.dirty = False
         infos = self.runs.infos()
+        self._notice_ends(infos)
         self._choose_shown(infos)
         self._draw_table(infos)
         history = self.runs.history(self.shown) if self.shown else None
         self._draw_figures(history)
-        self._draw_plot(history)
+        if self.answers:
+            self.query_one(SamplesPanel).show(history)
+        else:
+            self._draw_plot(history)
         self._draw_log(history)
         self._draw_buttons(infos, history)
 
@@ -196,6 +219,8 @@ class TrainPane(Widget, can_focus=False):
                 figures.append(f"eval {history.last_eval:.4f}")
             if history.best_eval:
                 figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
+            if history.samples and history.samples[-1].pass_rate is not None:
+                figures.append(f"pass {history.samples[-1].pass_rate:.0%}")
             lines.append(Text(" · ".join(figures)))
             more = rate_figures(step)
             if info.status == "running":
@@ -220,37 +245,10 @@ class TrainPane(Widget, can_focus=False):
         checkpoints.update("checkpoints:\n  " + "\n  ".join(marks) if marks else "no checkpoints yet")
 
     def _draw_plot(self, history: RunHistory | None) -> None:
-        plot = self.query_one("#loss-plot", PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title("loss by step" + (" (smoothed)" if self.smoothing else "") + (" · log scale" if self.log_scale else ""))
-        drawn, values = False, []
-        series = [(history, "train", "cyan", "eval", "orange")]
+        series = [(history, "")]
         if self.overlay and self.overlay != self.shown:
-            other = short_id(self.overlay)
-            series.append((self.runs.history(self.overlay), f"{other} train", "magenta", f"{other} eval", "red"))
-        for hist, train_label, train_color, eval_label, eval_color in series:
-            if hist is None:
-                continue
-            xs, ys = hist.plot_smoothed if self.smoothing else hist.plot_loss
-            if xs:
-                plt.plot(xs, ys, label=train_label, color=train_color, marker="braille")
-                drawn = True
-                values += ys
-            xs, ys = hist.plot_eval
-            if xs:
-                plt.scatter(xs, ys, label=eval_label, color=eval_color, marker="●")
-                drawn = True
-                values += ys
-        if drawn and self.log_scale:
-            plt.yscale("log")
-        if values:  # as many evenly spaced ticks as the height takes (a label every other row at most)
-            rows = max(plot.size.height - 4, 1)  # less the title, the frame and the x ticks
-            ticks, labels = even_ticks(min(values), max(values), max(2, min(6, rows // 2 + 1)),
-                                       self.log_scale and min(values) > 0)
-            plt.yticks(ticks, labels)
-        plot.refresh()
+            series.append((self.runs.history(self.overlay), short_id(self.overlay)))
+        draw_chart(self.query_one("#loss-plot", PlotextPlot), series, self.smoothing, self.log_scale)
 
     def _draw_log(self, history: RunHistory | None) -> None:
         log = self.query_one("#train-log", RichLog)
@@ -340,6 +338,52 @@ class TrainPane(Widget, can_focus=False):
             self.notify(f"comparing with run {self.overlay}: move the cursor to pick the other run, o clears")
         self.runs.dirty = True
         self.redraw()
+
+    def action_answers(self) -> None:
+        self.answers = not self.answers
+        self.set_class(self.answers, "-answers")
+        self.runs.dirty = True
+        self.redraw()
+
+    def action_prompt(self, delta: int) -> None:
+        self._page("prompt", delta)
+
+    def action_eval_page(self, delta: int) -> None:
+        self._page("eval", delta)
+
+    def _page(self, what: str, delta: int) -> None:
+        if not self.answers:
+            self.action_answers()
+        panel = self.query_one(SamplesPanel)
+        panel.page_prompt(delta) if what == "prompt" else panel.page_eval(delta)
+
+    # ------------------------------------------------------------------ a run ends
+
+    def _notice_ends(self, infos: list[RunInfo]) -> None:
+        for info in self._ends.ended(infos):
+            history = self.runs.history(info.run_id)
+            final = history.finished if history else None
+            title, message, severity = notice_text(info, final.pass_rate if final else None,
+                                                   final.reason if final else "")
+            settings = self._notify_settings()
+            if settings.bell:
+                self.app.bell()
+            self.notify(message, title=title, severity=severity, timeout=15)
+            if settings.desktop:
+                self._desktop(title, message)
+
+    def _notify_settings(self):
+        from smolora_engine.project import NotifySettings
+        from smolora_engine.projects import load_project
+
+        try:
+            return load_project(self.project_name).notify
+        except Exception:  # a project file being edited: the defaults
+            return NotifySettings()
+
+    @work(thread=True, group="desktop-notice")
+    def _desktop(self, title: str, message: str) -> None:
+        desktop_notify(title, message)
 
     def action_log_scale(self) -> None:
         self.log_scale = not self.log_scale
