@@ -42,6 +42,8 @@ def demo_project() -> Project:
     project.training.epochs = 1.0
     project.training.save_steps = 10
     project.training.eval_steps = 10
+    project.training.learning_rate = 1e-3
+    project.eval.max_new_tokens = 96  # room for a long answer to reach its signature
     project.eval.prompts = str(heldout_file())
     project.eval.samples = 8
     project.eval.checks = [SIGNATURE_CHECK]

@@ -250,6 +250,8 @@ class RunInfo:
         text = f"{self.status}, step {self.step}/{self.max_steps or '?'}"
         if self.loss is not None:
             text += f", loss {self.loss:.4f}"
+        if self.pass_rate is not None:
+            text += f", pass rate {self.pass_rate:.0%}"
         if self.resumable:
             text += f", resumable at step {self.resumable_step}"
         return text

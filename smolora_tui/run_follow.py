@@ -109,6 +109,7 @@ class RunHistory:
     base_samples: ev.Samples | None = None  # the base model's answers, before step 1
     samples: list[ev.Samples] = field(default_factory=list)  # the answers at each eval, oldest first
     finished: ev.Finished | None = None
+    best_pass_step: int | None = None  # the best checkpoint's step when the pass rate picks it
     # The curves, each kept at most 2 x MAX_POINTS buckets (see Curve); a snapshot carries their points.
     curves: dict[str, Curve] = field(default_factory=lambda: {"loss": Curve(), "smoothed": Curve(), "eval": Curve(),
                                                                 "pass_rate": Curve()})
@@ -135,6 +136,8 @@ class RunHistory:
                 self.base_samples = event
             else:
                 self.samples = [*self.samples[-(SAMPLE_EVALS - 1):], event]
+                if event.best:
+                    self.best_pass_step = event.step
                 if event.pass_rate is not None:
                     self.curves["pass_rate"].add(event.step, event.pass_rate)
         elif isinstance(event, ev.Finished):
@@ -171,7 +174,7 @@ class RunHistory:
         clone = RunHistory(self.run_id, self.last_step, self.started, self.loading, self.best_eval, self.last_eval,
                            self.estimate_mb, deque(self.log, maxlen=LOG_LINES), self.log_total,
                            list(self.disk_checkpoints), self.info, self.base_samples, list(self.samples),
-                           self.finished, {})
+                           self.finished, self.best_pass_step, {})
         clone.plot_loss = self.curves["loss"].points()
         clone.plot_smoothed = self.curves["smoothed"].points()
         clone.plot_eval = self.curves["eval"].points()

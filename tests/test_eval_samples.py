@@ -73,14 +73,22 @@ def test_a_bad_prompts_file_is_reported_with_its_line_and_the_run_goes_on(tiny_m
     assert f"{prompts}:2" in warning.message and "without eval samples" in warning.message
 
 
+def prompts_file(folder):
+    path = folder / "prompts.txt"
+    path.write_text("What is 2 plus 2?\nName a colour.\n")
+    return path
+
+
 def test_early_stopping_on_a_plateau_keeps_the_best_adapter_and_notifies(tiny_model_dir, tmp_path):
     # A check every answer passes: the pass rate is 100 % at every eval, on every CPU, so the first eval
-    # stays the best and the run stops after `patience` evals without improvement.
+    # stays the best and the run stops after `patience` evals without improvement. (No eval split: no
+    # eval loss to break the tie between equal pass rates.)
     out = tmp_path / "notified.json"
     command = f"python3 -c \"import json, os; json.dump(dict(os.environ), open('{out}', 'w'))\""
     make_project("p", tiny_model_dir, training__max_steps=20, training__eval_steps=2, training__save_steps=50,
                  training__learning_rate=5e-2, training__early_stopping_patience=2,
-                 eval__checks=["max_words:1000"], eval__samples=2, notify__command=command)
+                 eval__checks=["max_words:1000"], eval__samples=2, notify__command=command, data__eval_ratio=0.0,
+                 eval__prompts=str(prompts_file(tmp_path)))
     assert main(["train", "--project", "p"]) == 0
     run = the_run("p")
     (finished,) = of_kind(run, ev.Finished)
@@ -107,8 +115,10 @@ def test_the_eval_loss_tracker_wants_lower_and_counts_evals_without_progress():
     assert tracker.update(30, 1.5) and tracker.best_step == 30
     assert not tracker.update(40, None) and not tracker.update(50, 1.6) and tracker.should_stop
     assert "eval_loss did not improve for 2" in tracker.reason() and "at step 30" in tracker.reason()
-    rates = BestTracker("pass_rate")
-    assert rates.update(1, 0.25) and rates.update(2, 0.5) and not rates.update(3, 0.5) and not rates.should_stop
+    rates = BestTracker("pass_rate", patience=2)
+    assert rates.update(1, 0.25, 3.0) and rates.update(2, 0.5, 2.0) and not rates.update(3, 0.5, 2.5)
+    # an equal pass rate with a lower eval loss becomes the best checkpoint, but is not progress
+    assert rates.update(4, 0.5, 1.0) and rates.best_step == 4 and rates.should_stop
 
 
 def test_notify_outcomes_a_slow_command_is_cut_off_and_a_failing_one_is_logged(tmp_path):

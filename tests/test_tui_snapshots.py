@@ -153,6 +153,13 @@ def test_train_failed_with_advice(home, snap_compare):
         lambda app: "failed" in text(app, "#train-stats"), keys=["3"]))
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_train_answers(home, snap_compare, size):
+    scenes.add_run("demo", until_step=20, running=True)
+    assert snap_compare(still("demo"), terminal_size=size, run_before=steady(
+        lambda app: "eval at step 20" in text(app, "#samples-text"), keys=["3", "a", "right_square_bracket"]))
+
+
 # ------------------------------------------------------------------ merge
 
 def test_merge_idle(home, snap_compare):

@@ -47,7 +47,7 @@ class RunState:
     def restore_tracker(self, tracker: BestTracker, saved: dict | None) -> None:
         if saved and saved.get("metric") == tracker.metric:
             tracker.best, tracker.best_step = saved.get("best"), saved.get("best_step")
-            tracker.since_best = saved.get("since_best", 0)
+            tracker.since_best, tracker.best_tiebreak = saved.get("since_best", 0), saved.get("best_tiebreak")
         self.tracker = tracker
 
 
@@ -61,6 +61,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             self.window: list[tuple[float, int, int]] = []  # (time, step, tokens)
             self.nan_warned = False
             self.last_loss: float | None = None
+            self.pending: ev.Samples | None = None  # answers whose pass rate waits for this step's eval loss
 
         def tokens(self) -> int:
             trainer = trainer_ref["trainer"]  # every process sees about the same number of tokens
@@ -77,10 +78,10 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
                 emit(sampler.answer(trainer_ref["trainer"].model, tstate.global_step, base=True))
             self.window = [(time.monotonic(), tstate.global_step, self.tokens())]
 
-        def judge(self, step: int, value: float | None, control) -> bool:
+        def judge(self, step: int, value: float | None, control, tiebreak: float | None = None) -> bool:
             """One eval's value of the run's metric: the best is saved (and kept); no progress may stop."""
             tracker = state.tracker
-            best = tracker.update(step, value)
+            best = tracker.update(step, value, tiebreak)
             if best:
                 state.best_step = step
                 control.should_save = True
@@ -104,9 +105,13 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
                 if samples.pass_rate is not None and (state.best_pass_rate is None
                                                       or samples.pass_rate > state.best_pass_rate):
                     state.best_pass_rate = samples.pass_rate
-                if state.tracker is not None and state.tracker.metric == "pass_rate":
-                    samples.best = self.judge(step, samples.pass_rate, control)
-                emit(samples)
+                judged = state.tracker is not None and state.tracker.metric == "pass_rate"
+                if judged and control.should_evaluate:  # judged with this step's eval loss to break a tie
+                    self.pending = samples
+                else:
+                    if judged:
+                        samples.best = self.judge(step, samples.pass_rate, control)
+                    emit(samples)
             self.step_ended = time.monotonic()  # a checkpoint's save time counts from here
 
         def on_log(self, args, tstate, control, logs=None, **kwargs):
@@ -141,6 +146,11 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             emit(ev.Eval(step=tstate.global_step, eval_loss=value, best=best))
             if state.tracker is not None and state.tracker.metric == "eval_loss":
                 self.judge(tstate.global_step, value, control)
+            pending, self.pending = self.pending, None
+            if pending is not None and pending.step == tstate.global_step:
+                finite = value if value is not None and math.isfinite(value) else None
+                pending.best = self.judge(pending.step, pending.pass_rate, control, tiebreak=finite)
+                emit(pending)
 
         def on_save(self, args, tstate, control, **kwargs):
             step = tstate.global_step

@@ -80,18 +80,24 @@ class BestTracker:
     best: float | None = None
     best_step: int | None = None
     since_best: int = 0
+    best_tiebreak: float | None = None  # the best step's eval loss, for a pass rate equal to the best
 
-    def update(self, step: int, value: float | None) -> bool:
-        """Record one eval's value; True when it is the best so far."""
+    def update(self, step: int, value: float | None, tiebreak: float | None = None) -> bool:
+        """Record one eval's value; True when this step becomes the best checkpoint.
+
+        `tiebreak` (the eval loss, lower is better) picks between equal pass rates; it moves the
+        best checkpoint but is not progress, so a flat pass rate still stops early.
+        """
         if value is None or not math.isfinite(value):
             self.since_best += 1
             return False
         better = self.best is None or (value < self.best if self.metric == "eval_loss" else value > self.best)
-        if better:
-            self.best, self.best_step, self.since_best = value, step, 0
-        else:
-            self.since_best += 1
-        return better
+        tie = (not better and value == self.best and tiebreak is not None and self.best_tiebreak is not None
+               and tiebreak < self.best_tiebreak)
+        self.since_best = 0 if better else self.since_best + 1
+        if better or tie:
+            self.best, self.best_step, self.best_tiebreak = value, step, tiebreak
+        return better or tie
 
     @property
     def should_stop(self) -> bool:
@@ -104,7 +110,7 @@ class BestTracker:
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "best": self.best, "best_step": self.best_step,
-                "since_best": self.since_best}
+                "since_best": self.since_best, "best_tiebreak": self.best_tiebreak}
 
 
 def choose_metric(project: Project, sampler: EvalSampler | None, has_eval: bool, emit: Emitter) -> str | None:

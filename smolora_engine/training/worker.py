@@ -196,6 +196,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
             last, _ = latest_complete_checkpoint(folder)
             emit(ev.Stopped(step=step, checkpoint=str(last) if last else None, reason="stop requested"))
             return 0
+        if eval_set is not None and project.training.eval_steps == 0:
+            trainer.evaluate()  # eval_steps = 0: one eval, at the end (its event comes from the callback)
         adapter = folder / "adapter"
         if not trainer.is_world_process_zero():
             return 0

@@ -32,7 +32,12 @@ your SSH link drops. Open the project again (`smolora-tui --project NAME`) to se
 complete checkpoint. The chart shows train loss (line) and eval loss (points): **m** toggles
 smoothing, **l** a log scale, and **o** overlays another run to compare. A worker that dies shows as
 *crashed* within seconds; errors show with the engine's advice (for example what to lower after
-running out of memory).""",
+running out of memory).
+
+**a** shows what the model answers to the eval prompts (`[eval]` settings): the base model's answer,
+the eval before and the current one, each with its checks (✓, or ✗ and the failed check) and whether
+it changed. **[** **]** page through prompts, **,** **.** through evals. The pass rate of the checks is
+the chart's right-hand curve. When a run ends the app rings the bell and posts a notice.""",
     "merge": """# Merge and export
 Pick a run's final adapter or one of its checkpoints. **m** merges it into a standard Hugging Face
 model folder and checks the merged model's logits against base + adapter. **e** exports a GGUF file

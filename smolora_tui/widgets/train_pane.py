@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from smolora_engine.runs import RunInfo, duration, memory_figure, rate_figures
+from smolora_engine.runs import RunInfo
 
 from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
@@ -28,6 +28,7 @@ from ..run_follow import ProjectRuns, RunHistory
 from ..run_notice import EndWatch, desktop_notify, notice_text
 from .rewrap_log import RewrapLog
 from .run_chart import draw_chart
+from .run_figures import checkpoint_list, run_summary
 from .run_text import count, list_labels, short_id, status_text
 from .samples_panel import SamplesPanel
 
@@ -199,50 +200,13 @@ class TrainPane(Widget, can_focus=False):
             checkpoints.update("")
             return
         info, step = history.info, history.last_step
-        head = Text.assemble(Text(f"run {short_id(info.run_id)}  "), status_text(info))
-        if self._kill_at is not None:
-            left = max(0.0, self._kill_at - time.monotonic())
-            head.append(f"  (stopping: a checkpoint at the end of this step; killed in {duration(left)}, "
-                        "x: kill now)", style="italic yellow")
-        elif self.busy:
-            head.append(f"  ({self.busy}…)", style="italic")
-        if info.error:
-            head.append(f"  {info.error}", style="red")
-        lines = [head]
+        kill_left = max(0.0, self._kill_at - time.monotonic()) if self._kill_at is not None else None
+        stats.update(run_summary(history, kill_left, self.busy))
         if step is not None:
-            figures = [f"step {step.step}/{step.max_steps}"]
-            if step.epoch is not None:
-                figures.append(f"epoch {step.epoch:.2f}")
-            if step.loss is not None:
-                figures.append(f"loss {step.loss:.4f}")
-            if history.last_eval is not None:
-                figures.append(f"eval {history.last_eval:.4f}")
-            if history.best_eval:
-                figures.append(f"best {history.best_eval[1]:.4f}@{history.best_eval[0]}")
-            if history.samples and history.samples[-1].pass_rate is not None:
-                figures.append(f"pass {history.samples[-1].pass_rate:.0%}")
-            lines.append(Text(" · ".join(figures)))
-            more = rate_figures(step)
-            if info.status == "running":
-                more.append(f"ETA {duration(step.eta_s)}")
-            more.append(f"elapsed {duration(step.elapsed_s)}")
-            if step.memory_mb:
-                more.append(memory_figure(step.memory_mb))
-            lines.append(Text(" · ".join(more), style="dim" if info.status != "running" else ""))
             bar.update(total=max(step.max_steps, 1), progress=step.step)
         else:
-            lines.append(Text(history.loading or ("waiting for the worker…" if info.status in ("running", "starting")
-                                                  else "no steps were logged"), style="italic"))
             bar.update(total=None if info.status in ("running", "starting") else 1, progress=0)
-        stats.update(Text("\n").join(lines))
-        marks = []
-        best = history.best_eval[0] if history.best_eval else None
-        for cstep, complete in history.disk_checkpoints:
-            mark = "✓" if complete else "… incomplete"
-            marks.append(f"step {cstep} {mark}" + (" (best eval)" if cstep == best else ""))
-        if info.adapter:
-            marks.append("final adapter ✓")
-        checkpoints.update("checkpoints:\n  " + "\n  ".join(marks) if marks else "no checkpoints yet")
+        checkpoints.update(checkpoint_list(history))
 
     def _draw_plot(self, history: RunHistory | None) -> None:
         series = [(history, "")]
