@@ -63,6 +63,8 @@ def shots():
          shown("#detail", "parameters")),
         ("02b-data-sample", lambda: None, "demo", ["1", "v"], shown("#sample-text", "trained")),
         ("04-train", running, "demo", ["3"], shown("#train-stats", "step 17/29")),
+        ("04b-train-answers", running, "demo", ["3", "a", "right_square_bracket"],
+         shown("#samples-text", "eval at step 10")),
         ("05-merge", merged, "demo", ["4"], shown("#export-result", "verified")),
         ("06-chat", chat, "demo", ["5"], lambda app: app.screen.query_one("ChatPane").ready),
         ("07-help", lambda: None, "demo", ["3", "f1"], None),

@@ -1,7 +1,7 @@
 """Scenes for snapshot tests and `scripts/screenshots.py`: a project in a known state, deterministic.
 
 Training runs are replayed from `tests/data/demo-run-events.jsonl`, the events of a
-real run of the demo project (`make run`, 29 steps on this machine's CPU), so the
+real run of the demo project (`smolora demo`, 29 steps on a 2-core AMD EPYC, with its eval samples), so the
 dashboard shows real curves. A "running" run gets this process as its worker, so
 liveness says running for as long as the app is shown.
 """

@@ -219,6 +219,9 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                    "metric": state.tracker.metric if state.tracker else None}
         if sampler is not None:
             details.update(samples_s=round(samples_s, 2), samples_share=samples_s / elapsed if elapsed else None)
+            if elapsed:
+                emit(ev.Log(message=f"answering the eval prompts took {samples_s:.1f} s, "
+                                    f"{samples_s / elapsed:.1%} of the run"))
         emit(ev.Finished(step=step, path=str(adapter), loss=callback.last_loss,
                          eval_loss=state.best_eval, tokens=callback.tokens(), elapsed_s=elapsed,
                          details=details, adapter_step=adapter_step, pass_rate=state.pass_rate,

@@ -17,8 +17,8 @@ def draw_chart(plot: PlotextPlot, series: list[tuple[RunHistory | None, str]], s
     plt.clear_data()
     plt.clear_figure()
     has_rate = any(h is not None and h.plot_pass_rate[0] for h, _name in series)
-    plt.title("loss by step" + (" (smoothed)" if smoothing else "") + (" · log scale" if log_scale else "")
-              + (" · pass rate (right, %)" if has_rate else ""))
+    plt.title("loss" + (" (smoothed)" if smoothing else "") + (" · log" if log_scale else "")
+              + (" · pass % (right)" if has_rate else " by step"))
     drawn, values = False, []
     for (hist, name), (train_color, eval_color, rate_color) in zip(series, COLORS):
         if hist is None:
@@ -35,6 +35,8 @@ def draw_chart(plot: PlotextPlot, series: list[tuple[RunHistory | None, str]], s
             drawn = True
             values += ys
         xs, ys = hist.plot_pass_rate
+        if xs and hist.base_samples is not None and hist.base_samples.pass_rate is not None:
+            xs, ys = [hist.base_samples.step, *xs], [hist.base_samples.pass_rate, *ys]  # the base, before step 1
         if xs:
             plt.plot(xs, [100 * y for y in ys], label=prefix + "pass %", color=rate_color, marker="▪",
                      yside="right")

@@ -68,8 +68,8 @@ class SamplesPanel(VerticalScroll, can_focus=False):
         self.eval_index = None if target == last else target
         self.show(history)
 
-    def _prompt_count(self) -> int:
-        history = self._history
+    def _prompt_count(self, history: RunHistory | None = None) -> int:
+        history = history or self._history
         if history is None:
             return 0
         latest = history.samples[-1] if history.samples else history.base_samples
@@ -87,7 +87,7 @@ class SamplesPanel(VerticalScroll, can_focus=False):
         if history is None or (not history.samples and history.base_samples is None):
             return Text(NO_SAMPLES, style="italic")
         evals = history.samples
-        count = self._prompt_count()
+        count = self._prompt_count(history)
         self.prompt = min(self.prompt, max(count - 1, 0))
         chosen = None
         if evals:
@@ -100,7 +100,6 @@ class SamplesPanel(VerticalScroll, can_focus=False):
             head.append(f" · {pass_rate_text(chosen)}")
             if chosen.cut_short:
                 head.append(" · cut short by eval.time_limit_s", style="yellow")
-        head.append("   [ ] prompt  , . eval", style="dim")
         rows: list[tuple[str, ev.Samples]] = []
         if history.base_samples is not None:
             rows.append(("base", history.base_samples))
@@ -126,6 +125,7 @@ class SamplesPanel(VerticalScroll, can_focus=False):
                 line.append("  changed" if text != above else "  unchanged",
                             style="magenta" if text != above else "dim")
             out.append(line)
-            out.append(Text("  " + (text or "(empty)"), style="" if text else "dim italic"))
+            out.append(Text("  " + (text.replace("\n", "\n  ") or "(empty)"), style="" if text else "dim italic"))
             above = text
+        out.append(Text("[ ] another prompt · , . another eval · a: the chart", style="dim"))
         return Text("\n").join(out)

@@ -58,6 +58,7 @@ class TrainPane(Widget, can_focus=False):
     TrainPane #samples-panel { display: none; }
     TrainPane.-answers #samples-panel { display: block; }
     TrainPane.-answers #loss-plot { display: none; }
+    TrainPane.-answers #train-log { max-height: 4; }
     """
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start", tooltip="Start a new training run"),
