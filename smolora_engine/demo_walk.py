@@ -118,8 +118,8 @@ def walk(project: Project, max_steps: int | None = None, prompts: int | None = N
     result = score(name, prompts)
     for row, base, tuned in list(zip(result["prompts"], result["base"]["answers"], result["adapter"]["answers"]))[:3]:
         print(f"    > {row['prompt']}\n      base:  {_one_line(base['answer'])}\n      tuned: {_one_line(tuned['answer'])}")
-    print(f"    base model:  {result['base_rate']:.0%} of {len(result['prompts'])} answers show it")
-    print(f"    tuned model: {result['tuned_rate']:.0%} of {len(result['prompts'])} answers show it")
+    print(f"    base model:  {result['base_rate']:.0%} of answers show it ({len(result['prompts'])} prompts)")
+    print(f"    tuned model: {result['tuned_rate']:.0%} of answers show it ({len(result['prompts'])} prompts)")
     print(f"next: `smolora chat --project {name}`, `smolora export --project {name}`, or "
           f"`smolora-tui --project {name}`")
     return 0

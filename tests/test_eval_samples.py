@@ -167,3 +167,23 @@ def test_smolora_config_refuses_bad_checks_naming_the_field(tiny_model_dir, valu
     make_project("c", tiny_model_dir)
     assert main(["config", "c", f"eval.checks={json.dumps(value)}"]) == 2
     assert "eval.checks" in capsys.readouterr().err
+
+
+def test_answers_are_batched_greedy_and_cut_off_by_the_time_limit(bpe_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from smolora_engine.data.chat_format import ChatFormat
+    from smolora_engine.evaluation.answers import generate_answers
+    from smolora_engine.evaluation.prompts import EvalPrompt
+
+    # (the BPE model's sharp logits: padding's last-digit float differences cannot flip a greedy choice)
+    model = AutoModelForCausalLM.from_pretrained(bpe_model)
+    tokenizer = AutoTokenizer.from_pretrained(bpe_model)
+    prompts = [EvalPrompt("x", "pair", user=u) for u in ("Hi", "A much longer prompt than the first", "Yo")]
+    model.train()
+    batched = generate_answers(model, tokenizer, prompts, ChatFormat(), max_new_tokens=5)
+    one_by_one = generate_answers(model, tokenizer, prompts, ChatFormat(), max_new_tokens=5, batch_size=1)
+    assert model.training  # put back as it was
+    assert batched.texts == one_by_one.texts and not batched.cut_short  # left padding changes nothing
+    out_of_time = generate_answers(model, tokenizer, prompts, ChatFormat(), max_new_tokens=5, time_limit_s=1e-9)
+    assert out_of_time.cut_short and out_of_time.texts == ["", "", ""]

@@ -99,6 +99,7 @@ class TrainPane(Widget, can_focus=False):
         self._log_shown = 0
         self._follow_new = False
         self._want: str | None = None  # a run just started or resumed: shown as soon as its folder is seen
+        self._picked: str | None = None  # the run a person highlighted in the list (None: the pane chooses)
         self._plot_size = None
         self._kill_at: float | None = None  # while stopping: when `smolora stop` kills the worker (monotonic)
         self.answers = False  # the answers panel instead of the chart
@@ -160,13 +161,23 @@ class TrainPane(Widget, can_focus=False):
         self._draw_buttons(infos, history)
 
     def _choose_shown(self, infos: list[RunInfo]) -> None:
+        """The run a person picked in the list, else the one just started, else a running one, else the last shown.
+
+        Until someone picks, a running run wins at each redraw: the follower learns the runs one by
+        one, and the one training must be shown once it is known, whichever run was seen first.
+        """
         ids = [i.run_id for i in infos]
         if self._want in ids:
-            self.shown, self._want = self._want, None
+            self.shown, self._want, self._picked = self._want, None, None
         if self._follow_new and ids and ids[-1] != self.shown:
-            self.shown, self._follow_new = ids[-1], False
-        if self.shown not in ids:
-            running = [i.run_id for i in infos if i.status in ("running", "starting")]
+            self.shown, self._follow_new, self._picked = ids[-1], False, None
+        if self._picked in ids:
+            self.shown = self._picked
+            return
+        running = [i.run_id for i in infos if i.status in ("running", "starting")]
+        if running and self.shown not in running and self._want is None:
+            self.shown = running[-1]
+        elif self.shown not in ids:
             self.shown = running[-1] if running else (ids[-1] if ids else None)
 
     def _draw_table(self, infos: list[RunInfo]) -> None:
@@ -282,7 +293,7 @@ class TrainPane(Widget, can_focus=False):
             return  # a stale event: the cursor has moved on (rows added, then the cursor put back on the run shown)
         run_id = event.row_key.value if event.row_key else None
         if run_id and run_id != self.shown and self._want is None:  # not while a new run is awaited
-            self.shown = run_id
+            self.shown = self._picked = run_id
             self.runs.dirty = True
             self.redraw()
 
