@@ -127,3 +127,13 @@ def test_the_pass_rate_counts_only_prompts_that_have_checks(tmp_path):
         {"check": "max_words:1", "passed": True}, {"check": "contains:yes", "passed": False}]
     assert score_answers(prompts, ["", ""], []).pass_rate is not None
     assert score_answers(prompts[1:], [""], []).pass_rate is None  # no checks: unknown, not 0 %
+
+
+@pytest.mark.parametrize("checks", [["contains:Paris", "max_words:40"], ["contains:Hello, world", r"regex:\d{1,3}$"],
+                                    ["regex:-- Smolora$"]])
+def test_the_settings_form_gives_back_the_checks_it_shows(checks):
+    from smolora_engine.project import field_specs
+    from smolora_tui.widgets.settings_form import as_text, parse_text
+
+    spec = next(s for s in field_specs() if s.key == "eval.checks")
+    assert parse_text(spec, as_text(spec, checks)) == checks

@@ -35,8 +35,11 @@ def field_id(key: str) -> str:
 
 
 def as_text(spec: FieldSpec, value: Any) -> str:
-    if spec.kind is list:
-        return ", ".join(str(v) for v in value)
+    if spec.kind is list:  # comma-separated, or a TOML list when an item holds a comma (a check, a regex)
+        items = [str(v) for v in value]
+        if any("," in v or v != v.strip() or not v for v in items):
+            return json.dumps(items, ensure_ascii=False)
+        return ", ".join(items)
     if spec.kind is dict:  # a TOML inline table, as typed back
         return "" if not value else "{" + ", ".join(f"{k} = {toml_scalar(v)}" for k, v in value.items()) + "}"
     return f"{value:g}" if isinstance(value, float) else str(value)
