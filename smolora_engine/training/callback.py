@@ -152,6 +152,11 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
                 pending.best = self.judge(pending.step, pending.pass_rate, control, tiebreak=finite)
                 emit(pending)
 
+        def on_train_end(self, args, tstate, control, **kwargs):
+            if self.pending is not None:  # answers whose eval never came (a stop in between): not lost
+                emit(self.pending)
+                self.pending = None
+
         def on_save(self, args, tstate, control, **kwargs):
             step = tstate.global_step
             path = folder / "checkpoints" / f"checkpoint-{step}"
