@@ -8,7 +8,6 @@ and with `smolora eval` after (see bench/demo_quality.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import paths
@@ -25,11 +24,6 @@ def demo_train_file() -> Path:
 
 def heldout_file() -> Path:
     return DEMO_DATA / "heldout_prompts.jsonl"
-
-
-def heldout_prompts() -> list[str]:
-    with open(heldout_file(), encoding="utf-8") as handle:
-        return [json.loads(line)["prompt"] for line in handle if line.strip()]
 
 
 # An answer shows the behaviour when it ends with the signature (answers are stripped).

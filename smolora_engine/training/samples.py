@@ -33,7 +33,6 @@ class EvalSampler:
         self.prompts = prompts
         self.checks = checks
         self.seconds = 0.0
-        self.last_pass_rate: float | None = None
 
     @property
     def has_checks(self) -> bool:
@@ -65,8 +64,6 @@ class EvalSampler:
                                        self.settings.max_new_tokens, self.settings.time_limit_s)
         self.seconds += answers.seconds
         scored = score_answers(self.prompts, answers.texts, self.checks)
-        if not base:
-            self.last_pass_rate = scored.pass_rate
         return ev.Samples(step=step, base=base, answers=scored.rows, pass_rate=scored.pass_rate,
                           checked=scored.checked, seconds=round(answers.seconds, 3), cut_short=answers.cut_short)
 
