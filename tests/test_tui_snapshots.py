@@ -96,15 +96,20 @@ def test_picker_with_an_unreadable_project(home, snap_compare):
 
 # ------------------------------------------------------------------ data and settings
 
+def data_shown(app) -> bool:
+    """The preview read, its column mapping mounted and the file tree listed (each arrives on its own)."""
+    tree = app.screen.query_one("DataTree")
+    return ("rows" in text(app, "#preview-info") and bool(app.screen.query_one("#mapping").children)
+            and bool(tree.root.children))
+
+
 def test_data(home, snap_compare):
-    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
-        lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(data_shown, keys=["1"]))
 
 
 def test_data_with_bad_rows(home, snap_compare):
     scenes.bad_data_project()
-    assert snap_compare(still("support"), terminal_size=scenes.SIZE, run_before=steady(
-        lambda app: "rows" in text(app, "#preview-info"), keys=["1"]))
+    assert snap_compare(still("support"), terminal_size=scenes.SIZE, run_before=steady(data_shown, keys=["1"]))
 
 
 def test_settings(home, snap_compare):
