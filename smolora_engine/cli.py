@@ -232,6 +232,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from .runs import list_runs
 
     load_project(args.project)
+    if args.compare is not None:
+        return compare(args.project, args.compare, args.json)
     runs = list_runs(args.project)
     if args.follow:
         return follow(args.project, args.run, runs)
@@ -242,6 +244,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs yet; start one with `smolora train --project {args.project}`")
     for run in runs:
         print(f"{run.run_id}  {run.describe()}" + (f"  ({run.error})" if run.error else ""))
+    return 0
+
+
+def compare(project: str, run_ids: list[str], as_json: bool) -> int:
+    from .compare import CompareError, compare_runs, comparison_table, format_table
+
+    try:
+        comparison = compare_runs(project, run_ids)
+    except CompareError as exc:
+        return fail(str(exc))
+    if as_json:
+        print_json(comparison.to_dict())
+        return 0
+    if not comparison.differing and len(comparison.runs) > 1:
+        print("the runs trained with the same settings", file=sys.stderr)
+    print(format_table(comparison_table(comparison)))
     return 0
 
 
@@ -633,6 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true",
                    help="print a run's log as it grows, until it ends (the newest run unless --run names one)")
     p.add_argument("--run", metavar="RUN_ID", help="the run to follow")
+    p.add_argument("--compare", nargs="*", metavar="RUN_ID",
+                   help="one table of the named runs (default: all): the settings that differ, and each "
+                        "run's final loss, best eval loss, pass rate, tokens/s, wall time and status")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     for name, text in (("merge", "merge a run's adapter into a standard Hugging Face model folder (checked)"),
@@ -692,7 +713,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setup", action="store_true", help="only create the demo project")
     p.add_argument("--max-steps", type=int, help="train for this many steps (default: the project's settings)")
     p.add_argument("--prompts", type=int, help="score only the first N held-out prompts (default: all)")
+    _overnight(sub)
     return parser
+
+
+def _overnight(sub) -> None:
+    from .overnight.commands import add_parsers, cmd_queue, cmd_sweep
+
+    add_parsers(sub)
+    COMMANDS.update(queue=cmd_queue, sweep=cmd_sweep)
 
 
 def main(argv: list[str] | None = None) -> int:
