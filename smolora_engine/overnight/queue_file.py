@@ -47,6 +47,29 @@ def runner_log_file() -> Path:
     return paths.data_dir() / "queue-runner.log"
 
 
+def runner_holder() -> str | None:
+    """Who runs the queue now ("pid N since ...; log ..."), or None when no runner does."""
+    path = runner_lock_file()
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def runner_pid() -> int | None:
+    holder = runner_holder()
+    if holder and holder.startswith("pid "):
+        with contextlib.suppress(ValueError):
+            return int(holder.split()[1])
+    return None
+
+
 @dataclass
 class Entry:
     id: int
@@ -143,7 +166,7 @@ def editing() -> Iterator[Queue]:
 def remove_entry(entry_id: int) -> Entry:
     with editing() as queue:
         entry = queue.get(entry_id)
-        if entry.status == "running":
+        if entry_status(entry, runner_holder() is not None)[0] == "running":
             raise QueueError(f"entry {entry_id} is running (run {entry.run_id}); stop it first with "
                              f"`smolora stop --project {entry.project}`")
         queue.entries.remove(entry)
@@ -170,8 +193,9 @@ def retry_entry(entry_id: int) -> Entry:
     """A failed, crashed or stopped entry waits again: resumed where its run has a checkpoint, else anew."""
     with editing() as queue:
         entry = queue.get(entry_id)
-        if entry.status in ("pending", "running", "done"):
-            raise QueueError(f"entry {entry_id} is {entry.status}: nothing to retry")
+        status, _note = entry_status(entry, runner_holder() is not None)
+        if status in ("pending", "running", "done"):
+            raise QueueError(f"entry {entry_id} is {status}: nothing to retry")
         info = entry.run_info()
         entry.resume = bool(info and info.resumable)
         if not entry.resume:

@@ -26,8 +26,8 @@ from typing import Callable, Iterator
 from ..fsutil import atomic_write_text
 from ..project import blocking, project_from_dict
 from ..runs import new_run_id, run_dir, running_holder, summarize
-from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, runner_lock_file, \
-    runner_log_file
+from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, runner_holder, \
+    runner_lock_file, runner_log_file, runner_pid
 
 POLL_S = 0.5
 BUSY_POLL_S = 5.0
@@ -35,29 +35,6 @@ BUSY_POLL_S = 5.0
 
 class RunnerBusy(QueueError):
     """Another runner holds the queue."""
-
-
-def runner_holder() -> str | None:
-    """Who runs the queue now ("pid N since ...; log ..."), or None when no runner does."""
-    path = runner_lock_file()
-    if not path.exists():
-        return None
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def runner_pid() -> int | None:
-    holder = runner_holder()
-    if holder and holder.startswith("pid "):
-        with contextlib.suppress(ValueError):
-            return int(holder.split()[1])
-    return None
 
 
 @contextlib.contextmanager
@@ -140,13 +117,13 @@ class Runner:
             waiting_said: set[int] = set()
             while not self.stopping.is_set():
                 entry, busy = self.next_entry()
+                for blocked, holder in busy:
+                    if blocked.id not in waiting_said:
+                        self.say(f"entry {blocked.id} waits: project {blocked.project!r} is training ({holder})")
+                        waiting_said.add(blocked.id)
                 if entry is None and not busy:
                     break
                 if entry is None:
-                    for blocked, holder in busy:
-                        if blocked.id not in waiting_said:
-                            self.say(f"entry {blocked.id} waits: project {blocked.project!r} is training ({holder})")
-                            waiting_said.add(blocked.id)
                     self.stopping.wait(BUSY_POLL_S)
                     self.settle()
                     continue
