@@ -193,6 +193,10 @@ class TrainingSettings:
         True, "Write the best checkpoint's adapter at the end (by early_stopping_metric), not the last one.")
     logging_steps: int = setting(1, "Emit a step event every this many optimizer steps.", positive_int)
     seed: int = setting(42, "Random seed of the run.", non_negative_int)
+    report_to: str = setting(
+        "none", "Also log the run's figures to TensorBoard or trackio, in the run folder beside events.jsonl "
+        "(an optional extra: pip install 'smolora-tui[tensorboard]' or 'smolora-tui[trackio]').",
+        choices=("none", "tensorboard", "trackio"))
     launcher: str = setting("none", "Multi-process launcher for several GPUs (or CPU processes).",
                             choices=("none", "torchrun", "accelerate"))
     num_processes: int = setting(1, "Processes started by the launcher.", positive_int)
@@ -377,6 +381,18 @@ def _build_section(section: str, cls: type, raw: Any, problems: list[Problem], u
     return cls(**values)
 
 
+def tracker_missing(report_to: str) -> str | None:
+    """Why training.report_to cannot log here (its package is not installed), or None when it can."""
+    import importlib.util
+
+    module = {"tensorboard": "tensorboard", "trackio": "trackio"}.get(report_to)
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return (f"training.report_to = {report_to!r} needs the {module} package, which is not installed: "
+            f"pip install 'smolora-tui[{report_to}]' (into the environment smolora runs in), or set "
+            "training.report_to = \"none\"")
+
+
 def _cross_checks(project: Project) -> list[Problem]:
     problems = []
     t = project.training
@@ -388,6 +404,8 @@ def _cross_checks(project: Project) -> list[Problem]:
         problems.append(Problem("training.early_stopping_patience",
                                 "training.early_stopping_patience needs evals during the run: set "
                                 "training.eval_steps to a positive number (now 0: only at the end)"))
+    if (missing := tracker_missing(t.report_to)) is not None:
+        problems.append(Problem("training.report_to", missing, warning=True))
     if project.data.columns:
         allowed = ("text", "instruction", "input", "output", "system", "prompt", "completion", "messages")
         for key in project.data.columns:

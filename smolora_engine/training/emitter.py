@@ -19,19 +19,41 @@ class Emitter:
         self._echo = echo
         self.step: int | None = None
         self.final: ev.Event | None = None  # the run's last finished, stopped or error event
+        self._trackers: list = []  # training.report_to: each gets every event once it is written
+
+    def add_tracker(self, tracker) -> None:
+        with self._lock:
+            self._trackers.append(tracker)
 
     def __call__(self, event: ev.Event) -> ev.Event:
         with self._lock:
-            written = self._writer.emit(event)
-            if event.kind in ev.FINAL_KINDS:
-                self.final = event
-            described = describe_event(event) if self._echo else None
-            if described:
-                print(console_text(*described), flush=True)
+            written = self._write(event)
+            for tracker in list(self._trackers):
+                try:
+                    tracker(written)
+                except Exception as exc:  # the run goes on without it; events.jsonl has everything
+                    self._trackers.remove(tracker)
+                    self._write(ev.Warning(message=f"training.report_to stopped logging ({type(exc).__name__}: "
+                                                   f"{exc}); the run goes on, events.jsonl has every figure"))
             return written
+
+    def _write(self, event: ev.Event) -> ev.Event:
+        written = self._writer.emit(event)
+        if event.kind in ev.FINAL_KINDS:
+            self.final = event
+        described = describe_event(event) if self._echo else None
+        if described:
+            print(console_text(*described), flush=True)
+        return written
 
     def close(self) -> None:
         with self._lock:
+            for tracker in self._trackers:
+                try:
+                    tracker.close()
+                except Exception as exc:
+                    print(f"warning: closing training.report_to's log failed: {exc}", flush=True)
+            self._trackers = []
             self._writer.close()
 
 

@@ -128,6 +128,12 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                         resumed_from=int(checkpoint.name.split("-")[1]) if checkpoint else None))
         heartbeat.start()
         emit(ev.Log(message=f"device: {choice.describe()}"))
+        if rank() == 0 and project.training.report_to != "none":
+            from .tracking import open_tracker
+
+            emit.add_tracker(open_tracker(project, folder, run_id, resuming))
+            emit(ev.Log(message=f"also logging to {project.training.report_to} in "
+                                f"{folder / project.training.report_to}"))
         emit(ev.Loading(message=f"loading {project.model.base}", progress=0.0))
         from ..models import load_model
         from ..quiet import quiet_libraries
