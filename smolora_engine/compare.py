@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import Eval, Finished, Started, Step
+from .project import project_from_dict
 from .runs import RunInfo, duration, list_run_ids, read_run_settings, summarize
 
 # Not settings a run trains with: who it is, and where it was written.
@@ -92,6 +93,12 @@ def run_figures(info: RunInfo, settings: dict) -> RunFigures:
     return figures
 
 
+def with_defaults(settings: dict, project: str) -> dict:
+    """A run's frozen settings with the keys it predates filled in, so only real differences show."""
+    filled, _problems = project_from_dict(settings, project)
+    return filled.to_dict()
+
+
 @dataclass
 class Comparison:
     project: str
@@ -120,7 +127,7 @@ def compare_runs(project: str, run_ids: list[str] | None = None) -> Comparison:
                            f"`smolora runs --project {project}` lists them")
     if not ids:
         raise CompareError(f"project {project!r} has no runs to compare yet")
-    runs = [run_figures(summarize(project, r), read_run_settings(project, r)) for r in ids]
+    runs = [run_figures(summarize(project, r), with_defaults(read_run_settings(project, r), project)) for r in ids]
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.settings if k not in keys]

@@ -132,3 +132,49 @@ def saved_chat(project: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(DATA / "demo-chat.json", target)
     return target
+
+
+SECOND_RUN = "20261122-114507-7611"
+
+
+def compared_runs(project: str) -> tuple[str, str]:
+    """Two runs of the demo with different lora.r and learning rate: the real run, and a slower learner.
+
+    The second is the real run's events up to step 20 with its losses raised 15 % (a picture of two
+    curves apart, not a measurement), its settings changed in its run.toml.
+    """
+    add_run(project)
+    folder = add_run(project, SECOND_RUN, until_step=20, adapter=False)
+    settings = load_project(project)
+    settings.lora.r, settings.lora.alpha, settings.training.learning_rate = 8, 16, 2e-4
+    (folder / "run.toml").write_text(settings.to_toml())
+    events = ev.read_events(folder / "events.jsonl")
+    for event in events:
+        if isinstance(event, ev.Step) and event.loss is not None:
+            event.loss *= 1.15
+        if isinstance(event, ev.Eval) and event.eval_loss is not None:
+            event.eval_loss *= 1.15
+    stopped = ev.Stopped(step=20, checkpoint=str(folder / "checkpoints" / "checkpoint-20"), reason="stop requested",
+                         time=events[-1].time + 1)
+    (folder / "events.jsonl").write_text("".join(e.to_json() + "\n" for e in [*events, stopped]))
+    return RUN_ID, SECOND_RUN
+
+
+def queued(project: str) -> None:
+    """A queue in every state a runner leaves: done, stopped (resumable), failed, and two pending."""
+    from smolora_engine.overnight.queue_file import editing
+
+    first, second = compared_runs(project)
+    base = load_project(project).to_dict()
+    with editing() as queue:
+        done = queue.add(project, {"lora.r": 16}, base, sweep="lora.r=16,8")
+        done.status, done.run_id = "done", first
+        stopped = queue.add(project, {"lora.r": 8, "training.learning_rate": 2e-4}, base, sweep="lora.r=16,8")
+        stopped.status, stopped.run_id = "stopped", second
+        failed = queue.add("support", {"training.max_length": 4096}, base)
+        failed.status = "failed"
+        failed.message = "/data/support.jsonl: no such file: the data moved after it was queued"
+        queue.add(project, {"lora.r": 32, "lora.alpha": 64}, base)
+        queue.add(project, {"training.learning_rate": 1e-3, "training.epochs": 2.0}, base)
+        for entry, when in zip(queue.entries, range(5)):
+            entry.added = 1795_000_000.0 + when  # a fixed time: the picture is the same on every run

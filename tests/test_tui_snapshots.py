@@ -165,6 +165,19 @@ def test_train_answers(home, snap_compare, size):
         lambda app: "eval at step 20" in text(app, "#samples-text"), keys=["3", "a", "right_square_bracket"]))
 
 
+def test_train_compare(home, snap_compare):
+    scenes.compared_runs("demo")
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "settings that differ: lora.r" in text(app, "#compare-info"), keys=["3", "c"]))
+
+
+def test_train_queue(home, snap_compare):
+    scenes.queued("demo")
+    assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=steady(
+        lambda app: "4 pending" not in text(app, "#queue-runner") and "2 pending" in text(app, "#queue-runner"),
+        keys=["3", "q"]))
+
+
 # ------------------------------------------------------------------ merge
 
 def test_merge_idle(home, snap_compare):

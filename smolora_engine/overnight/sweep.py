@@ -28,7 +28,16 @@ class Variation:
 
 def split_values(text: str) -> list[str]:
     """`8,16,32` -> ['8', '16', '32'], leaving commas inside [...], {...} and quotes alone."""
-    values, current, depth, quote = [], "", 0, ""
+    return _split(text, lambda char: char == ",")
+
+
+def split_assignments(text: str) -> list[str]:
+    """`lora.r=8 eval.checks=["contains:a b"]` -> two assignments: spaces inside brackets and quotes stay."""
+    return [part for part in _split(text.strip(), str.isspace) if part]
+
+
+def _split(text: str, is_separator) -> list[str]:
+    parts, current, depth, quote = [], "", 0, ""
     for char in text:
         if quote:
             current += char
@@ -41,13 +50,13 @@ def split_values(text: str) -> list[str]:
             depth += 1
         elif char in "]}":
             depth -= 1
-        elif char == "," and depth == 0:
-            values.append(current.strip())
+        elif is_separator(char) and depth == 0:
+            parts.append(current.strip())
             current = ""
             continue
         current += char
-    values.append(current.strip())
-    return values
+    parts.append(current.strip())
+    return parts
 
 
 def parse_grid(assignments: list[str]) -> list[tuple[str, list[Any]]]:

@@ -16,6 +16,7 @@ class TextInputDialog(Dialog["str | None"]):
 
     DEFAULT_CSS = """
     TextInputDialog Horizontal { margin-top: 1; }
+    TextInputDialog Label { width: 100%; }  /* a long prompt or error wraps instead of being cut */
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Close without doing anything")]
 

@@ -406,6 +406,12 @@ class ProjectScreen(Screen):
 
     # ------------------------------------------------------------------ training
 
+    @on(TrainPane.QueueRequested)
+    def _queue_requested(self) -> None:
+        from .queue import QueueScreen
+
+        self.app.push_screen(QueueScreen(self.project_name, unsaved=self.form.dirty))
+
     @on(TrainPane.StartRequested)
     def _start_requested(self) -> None:
         self.start_training()

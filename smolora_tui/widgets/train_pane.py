@@ -65,7 +65,11 @@ class TrainPane(Widget, can_focus=False):
         Binding("x", "stop", "Stop", id="train.stop",
                 tooltip="Stop the run (a checkpoint is saved first); while it stops: kill it now"),
         Binding("r", "resume", "Resume", id="train.resume", tooltip="Continue the run from its last checkpoint"),
-        Binding("o", "overlay", "Compare", id="train.overlay", tooltip="Overlay the highlighted run's loss curve"),
+        Binding("o", "overlay", "Overlay", id="train.overlay", tooltip="Overlay the highlighted run's loss curve"),
+        Binding("c", "compare", "Compare", id="train.compare",
+                tooltip="All runs side by side: the settings that differ, their figures and loss curves"),
+        Binding("q", "queue", "Queue", id="train.queue",
+                tooltip="Runs that train one after another (overnight): add these settings, sweep, start the runner"),
         Binding("l", "log_scale", "Log scale", id="train.log", tooltip="Toggle a log scale for the loss"),
         Binding("m", "smooth", "Smooth", id="train.smooth", tooltip="Toggle smoothing of the loss curve"),
         Binding("a", "answers", "Answers", id="train.answers",
@@ -82,6 +86,9 @@ class TrainPane(Widget, can_focus=False):
 
     class StartRequested(Message):
         """The user asked for a new run: the screen saves the settings first, then calls `start()`."""
+
+    class QueueRequested(Message):
+        """The user asked for the queue: the screen opens it, saying whether the settings have unsaved changes."""
 
     def __init__(self, project_name: str, **kwargs):
         super().__init__(**kwargs)
@@ -314,6 +321,17 @@ class TrainPane(Widget, can_focus=False):
             self.notify(f"comparing with run {self.overlay}: move the cursor to pick the other run, o clears")
         self.runs.dirty = True
         self.redraw()
+
+    def action_compare(self) -> None:
+        from ..screens.compare import CompareScreen
+
+        if not self._ids:
+            self.notify("no runs yet: nothing to compare", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(self.project_name))
+
+    def action_queue(self) -> None:
+        self.post_message(self.QueueRequested())
 
     def action_answers(self) -> None:
         self.answers = not self.answers
