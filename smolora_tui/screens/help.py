@@ -37,7 +37,15 @@ running out of memory).
 **a** shows what the model answers to the eval prompts (`[eval]` settings): the base model's answer,
 the eval before and the current one, each with its checks (✓, or ✗ and the failed check) and whether
 it changed. **[** **]** page through prompts, **,** **.** through evals. The pass rate of the checks is
-the chart's right-hand curve. When a run ends the app rings the bell and posts a notice.""",
+the chart's right-hand curve. When a run ends the app rings the bell and posts a notice.
+
+**c** compares every run of the project: the settings that differ, each run's final loss, best eval
+loss, pass rate, tokens/s, wall time and status, and their loss curves overlaid (**space** leaves a run
+out, **e** draws eval loss). **q** opens the queue (all projects): **a** queues this project's saved
+settings with key=value changes, **w** a sweep (`lora.r=8,16 training.learning_rate=1e-4,5e-4` queues
+every combination), **k**/**j** move an entry, **d** removes it, **t** retries a failed or crashed one
+(resumed from its checkpoint), **g** starts the runner in the background and **x** stops it. The runner
+trains the entries one after another, goes on after a failure and survives quitting and SSH drops.""",
     "merge": """# Merge and export
 Pick a run's final adapter or one of its checkpoints. **m** merges it into a standard Hugging Face
 model folder and checks the merged model's logits against base + adapter. **e** exports a GGUF file
