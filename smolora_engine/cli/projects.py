@@ -1,0 +1,164 @@
+"""`smolora init, projects, show, config, device, model, estimate`: projects and what they run on."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import paths
+from ..estimate import FactsError, estimate_for, read_facts
+from ..project import blocking, field_doc, field_docs, parse_assignment, set_value, warnings_of
+from .common import command, fail, print_json
+
+
+@command("init")
+def cmd_init(args: argparse.Namespace) -> int:
+    from ..projects import create_project
+
+    project = create_project(args.name, model=args.model, data=args.data, description=args.description or "")
+    print(f"created project {project.name!r} in {paths.project_file(project.name)}")
+    if not project.data.path:
+        print(f"next: smolora config {project.name} data.path=/path/to/your/data")
+    return 0
+
+
+@command("projects")
+def cmd_projects(args: argparse.Namespace) -> int:
+    from ..projects import list_projects
+
+    entries = list_projects()
+    if args.json:
+        print_json([
+            {"name": e.name, "path": str(e.path), "usable": e.usable,
+             "model": e.project.model.base if e.project else None,
+             "data": e.project.data.path if e.project else None,
+             "error": e.error, "problems": [p.message for p in e.problems]}
+            for e in entries
+        ])
+        return 0
+    if not entries:
+        print(f"no projects yet in {paths.projects_dir()}; create one with `smolora init NAME`")
+        return 0
+    for e in entries:
+        if e.error:
+            print(f"{e.name:<24} UNREADABLE  {e.error}")
+        else:
+            assert e.project is not None
+            flag = "" if e.usable else "  (has problems: smolora show " + e.name + ")"
+            print(f"{e.name:<24} {e.project.model.base:<28} {e.project.data.path or '(no data yet)'}{flag}")
+    return 0
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..projects import read_project
+
+    entry = read_project(args.name)
+    if entry.error:
+        return fail(entry.error)
+    assert entry.project is not None
+    if args.json:
+        print_json({"path": str(entry.path), "project": entry.project.to_dict(),
+                    "problems": [{"field": p.field, "message": p.message} for p in entry.problems]})
+        return 0
+    print(f"# {entry.path}")
+    print(entry.project.to_toml(), end="")
+    for p in entry.problems:
+        print(f"problem: {p.message}", file=sys.stderr)
+    return 2 if blocking(entry.problems) else 0
+
+
+@command("config")
+def cmd_config(args: argparse.Namespace) -> int:
+    from ..projects import load_project, save_project
+
+    project = load_project(args.name)
+    problems = []
+    for assignment in args.assignments:
+        try:
+            key, value = parse_assignment(assignment)
+        except ValueError as exc:
+            return fail(str(exc))
+        project, problems = set_value(project, key, value)
+        if bad := [p for p in problems if (p.field == key or p.field.startswith(key + ".")) and not p.warning]:
+            for p in bad:
+                print(f"smolora: {f'unknown key {p.field}' if p.unknown_key else p.message}", file=sys.stderr)
+            if doc := field_doc(key):
+                print(f"  {key}: {doc}", file=sys.stderr)
+            elif any(p.unknown_key for p in bad):
+                section = key.split(".")[0]
+                known = [k for k, *_ in field_docs() if k.startswith(section + ".")]
+                print("  known keys: " + ", ".join(known or [k for k, *_ in field_docs()]), file=sys.stderr)
+            print("nothing was saved", file=sys.stderr)
+            return 2
+    if bad := blocking(problems):
+        for p in bad:
+            print(f"smolora: {p.message}", file=sys.stderr)
+        print("nothing was saved", file=sys.stderr)
+        return 2
+    path = save_project(project)
+    print(f"saved {path}")
+    for p in warnings_of(problems):
+        print(f"smolora: warning: {p.message}", file=sys.stderr)
+    return 0
+
+
+@command("device")
+def cmd_device(args: argparse.Namespace) -> int:
+    from ..device import choose_device, device_memory
+
+    choice = choose_device(args.device, args.dtype)
+    if args.json:
+        print_json({"device": choice.device, "dtype": choice.dtype, "reason": choice.reason,
+                    "memory_total": device_memory(choice.device)})
+    else:
+        print(choice.describe())
+    return 0
+
+
+@command("model")
+def cmd_model(args: argparse.Namespace) -> int:
+    """Resolve a model and prepare it (convert the embedded GGUF once)."""
+    import time
+
+    from ..models import ensure_model, resolve_model
+
+    source = resolve_model(args.spec)
+    started = time.monotonic()
+    folder = ensure_model(args.spec, progress=lambda msg: print(msg, file=sys.stderr))
+    info = {"spec": args.spec, "kind": source.kind, "path": str(folder),
+            "prepared_s": round(time.monotonic() - started, 2)}
+    try:
+        facts = read_facts(folder)
+    except FactsError as exc:
+        facts, info["facts_error"] = None, str(exc)
+    info["facts"] = facts.to_dict() if facts else None
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"{args.spec}: {source.kind} model at {folder}")
+    if facts:
+        print(f"{facts.architecture}: {facts.params:,} parameters, {facts.layers} layers, hidden {facts.hidden}, "
+              f"vocabulary {facts.vocab:,}")
+        print("linear layers (lora.target_modules): "
+              + ", ".join(facts.describe_layer(name) for name in facts.linear))
+    return 0
+
+
+@command("estimate")
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """The memory a project's training needs, from its model's config and safetensors headers."""
+    from ..device import choose_device
+    from ..models import ensure_model
+    from ..projects import load_project
+
+    project = load_project(args.name)
+    facts = read_facts(ensure_model(project.model.base, progress=lambda msg: print(msg, file=sys.stderr)))
+    device = choose_device(project.model.device, project.model.dtype).device
+    result = estimate_for(facts, project, device)
+    if args.json:
+        print_json({"total": result.total, "parts": dict(result.parts()), "device": result.device,
+                    "dtype": result.dtype, "adapter_params": result.adapter_params})
+    else:
+        print(result.describe())
+    return 0
