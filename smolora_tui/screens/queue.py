@@ -137,6 +137,7 @@ class QueueScreen(Screen):
                 text += f"; t resumes it from step {row['resumable_step']}"
             if row["status"] == "pending":
                 text += "; k and j move it earlier or later"
+            text += "\n" + Entry(row["id"], row["project"], row["overrides"]).describe_overrides()
         if self.unsaved:
             text += (f"\n{self.project_name}'s settings have unsaved changes: a queues the saved settings "
                      "(Ctrl+S saves them), or type the changes as key=value.")
