@@ -154,6 +154,22 @@ def targeted(facts: ModelFacts, targets: list[str]) -> dict[str, list[int]]:
     return {name: shape for name, shape in facts.linear.items() if name in leaves}
 
 
+def unmatched_targets(linear_names, targets: list[str]) -> list[str]:
+    """The named targets that match no linear layer (PEFT adapts the others without a word)."""
+    names = set(linear_names)
+    return [t for t in targets if t != "all-linear" and t.rsplit(".", 1)[-1] not in names]
+
+
+def targets_problem(linear_names, targets: list[str], model: str) -> str | None:
+    """What to say when some of lora.target_modules match nothing in `model` (fused layers, another family)."""
+    missing = unmatched_targets(linear_names, targets)
+    if not missing:
+        return None
+    names = sorted(set(linear_names))
+    return (f"lora.target_modules: {', '.join(missing)} match no linear layer of {model} (its layers: "
+            f"{', '.join(names)}), so they get no adapter; use ['all-linear'] or names from that list")
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     if dtype != "auto":
         return dtype

@@ -259,3 +259,34 @@ def test_template_options_reach_the_template(tokenizer, tiny_model_dir):
     user = [{"role": "user", "content": "Hi"}]
     assert "<think>" in ChatFormat(options={"enable_thinking": False}).prompt(thinking, user)
     assert "<think>" not in ChatFormat().prompt(thinking, user)
+
+
+# Mistral v0.3's template, in its structure: the system message goes into the *last* user turn, so a
+# conversation's prefixes are not prefixes of it, and the answer is written as " " + content.
+MISTRAL_STYLE = (
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}"
+    "{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}"
+    "{{- bos_token }}{%- for message in loop_messages %}{%- if message['role'] == 'user' %}"
+    "{%- if loop.last and system_message is defined %}{{- '[INST] ' + system_message + '\\n\\n' + message['content'] "
+    "+ '[/INST]' }}{%- else %}{{- '[INST] ' + message['content'] + '[/INST]' }}{%- endif %}"
+    "{%- elif message['role'] == 'assistant' %}{{- ' ' + message['content'] + eos_token }}{%- endif %}{%- endfor %}"
+)
+
+
+def test_a_token_that_overlaps_the_answer_is_trained_under_a_mistral_style_template(bpe_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(bpe_model)
+    tokenizer.chat_template = MISTRAL_STYLE
+    sample = Sample("x", messages=[{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "The capital of France?"},
+                                   {"role": "assistant", "content": "Paris."}])
+    rendered = render_sample(sample, tokenizer)
+    text = "".join(piece for piece, _ in rendered.segments)
+    answer = text.index("Paris.")
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    first = next(i for i, (start, end) in enumerate(offsets) if start <= answer < end)
+    assert offsets[first][0] < answer  # the answer's first token starts on the template's space ...
+    assert rendered.labels[first] != IGNORE  # ... and is trained all the same
+    assert trained_text(tokenizer, rendered).strip() == "Paris.<|im_end|>"
+    assert all(label == IGNORE for label in rendered.labels[:first])

@@ -4,7 +4,8 @@ Chat (and instruction) samples go through the tokenizer's own chat template, as
 the run's `ChatFormat` says (its system message and template options). The
 trained spans are found by rendering each conversation prefix: the text between
 "prefix + generation prompt" and "prefix + the assistant message" is that
-message's answer (its end-of-turn token included, so the model learns to stop).
+message's answer (its end-of-turn token included, so the model learns to stop); a token
+that overlaps an answer is trained, even when it starts on the space a template puts before it.
 Prompt/completion rows become a user and an assistant turn when the model has a
 chat template (data.pair_format), else prompt + completion with the loss on the
 completion. Plain text is trained everywhere.
@@ -99,7 +100,9 @@ def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt:
     ids = list(encoded["input_ids"])
     labels = []
     for token_id, (start, end) in zip(ids, encoded["offset_mapping"]):
-        trained = any(s <= start < e or (start == end and s < end <= e) for s, e in spans)
+        # A token that overlaps an answer is trained: one that starts on the template's space before the
+        # answer (Mistral's " " + answer, SentencePiece's "▁Paris") carries the answer's first word.
+        trained = any((start < e and end > s) or (start == end and s < end <= e) for s, e in spans)
         labels.append(token_id if trained else IGNORE)
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
