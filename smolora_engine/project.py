@@ -153,8 +153,9 @@ class LoraSettings:
     dropout: float = setting(0.0, "Dropout on the adapter's input (0 is fastest; small data may like 0.05).",
                              fraction_below_one)
     target_modules: list = setting(
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        "Linear layers that get an adapter, or ['all-linear'].",
+        ["all-linear"],
+        "Linear layers that get an adapter, by module name (q_proj, qkv_proj, ...), or ['all-linear']: every "
+        "linear layer of the decoder, whatever the architecture calls them, except the output head.",
         non_empty_list,
     )
     use_dora: bool = setting(False, "Weight-decomposed LoRA (DoRA): often better, slower per step.")

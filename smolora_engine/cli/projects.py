@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import paths
-from ..estimate import FactsError, estimate_for, read_facts
+from ..estimate import FactsError, estimate_for, read_facts, targets_problem
 from ..project import blocking, field_doc, field_docs, parse_assignment, set_value, warnings_of
 from .common import command, fail, print_json
 
@@ -59,13 +59,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     assert entry.project is not None
     if args.json:
         print_json({"path": str(entry.path), "project": entry.project.to_dict(),
-                    "problems": [{"field": p.field, "message": p.message} for p in entry.problems]})
+                    "problems": [{"field": p.field, "message": p.message} for p in entry.problems],
+                    "warnings": [w for w in [targets_note(entry.project)] if w]})
         return 0
     print(f"# {entry.path}")
     print(entry.project.to_toml(), end="")
     for p in entry.problems:
         print(f"problem: {p.message}", file=sys.stderr)
+    if targets := targets_note(entry.project):
+        print(f"warning: {targets}", file=sys.stderr)
     return 2 if blocking(entry.problems) else 0
+
+
+def targets_note(project) -> str | None:
+    """Named LoRA targets that match no layer of the project's model, when its files are at hand
+    (no conversion, no download: a model not ready yet is checked when training starts)."""
+    from ..models import ModelNotFound, resolve_model
+
+    try:
+        source = resolve_model(project.model.base)
+        facts = read_facts(source.path) if source.ready else None
+    except (ModelNotFound, FactsError, OSError):
+        return None
+    return targets_problem(facts.linear, list(project.lora.target_modules), project.model.base) if facts else None
 
 
 @command("config")

@@ -163,6 +163,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
 
         train_set = to_dataset(data.train)
         eval_set = to_dataset(data.eval) if data.eval else None
+        check_targets(model, project, emit)
         model = get_peft_model(model, lora_config(project))
         trainable, _total = model.get_nb_trainable_parameters()
         longest = max(len(r.input_ids) for r in data.train)
@@ -241,6 +242,25 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Error(message=message, hint=hint))
         traceback.print_exc()
         return 1
+
+
+def check_targets(model, project: Project, emit: Emitter) -> None:
+    """Named targets that match no linear layer: a warning (PEFT adapts the rest silently), or a refusal
+    when none matches (fused layers such as Phi's qkv_proj under a list written for Llama)."""
+    import torch
+
+    from ..estimate import targets_problem, unmatched_targets
+
+    head = model.get_output_embeddings()
+    linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and module is not head and name}
+    targets = list(project.lora.target_modules)
+    problem = targets_problem(linear, targets, project.model.base)
+    if problem is None:
+        return
+    if len(unmatched_targets(linear, targets)) == len(targets):
+        raise TrainingRefused(problem)
+    emit(ev.Warning(message=problem))
 
 
 def load_checkpoint_adapter(model, folder: Path, step: int) -> bool:

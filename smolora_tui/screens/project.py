@@ -18,7 +18,7 @@ from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking
 from smolora_engine.projects import ProjectEntry, read_project, save_project
 from smolora_engine.runs import running_holder
 
-from smolora_engine.estimate import GIB, FactsError, estimate_for, gib
+from smolora_engine.estimate import GIB, FactsError, estimate_for, gib, targets_problem
 
 from ..dialogs import ChoiceDialog, ConfirmDialog, ModelPickerDialog, TargetsDialog
 from ..later import Later
@@ -270,7 +270,6 @@ class ProjectScreen(Screen):
             return
         estimate = estimate_for(facts, project, machine.device)
         share = estimate.total / machine.memory_total
-        line.set_class(0.8 <= share <= 1, "-tight")
         line.set_class(share > 1, "-over")
         memory = "GPU memory" if estimate.device == "cuda" else "RAM"
         parts = " · ".join(f"{name} {size / GIB:.2f}" for name, size in estimate.parts())
@@ -279,7 +278,10 @@ class ProjectScreen(Screen):
                     + (f"  —  too much: lower max_length or batch_size"
                        f"{'' if project.training.gradient_checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
-                    + f"\n{parts} GiB" + self._for_this_data(facts, machine.device))
+                    + f"\n{parts} GiB" + self._for_this_data(facts, machine.device)
+                    + (f"\n⚠ {problem}" if (problem := targets_problem(facts.linear, list(project.lora.target_modules),
+                                                                       project.model.base)) else ""))
+        line.set_class(0.8 <= share <= 1 or (problem is not None and share <= 1), "-tight")  # a warning's colour
 
     def _data_key(self, project) -> str:
         """What the doctor's token counts depend on: the tokenizer (the model) and the data settings."""
