@@ -139,9 +139,10 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None) -> OllamaTemplate:
     return OllamaTemplate(template, stops, "translated from the chat template and checked against it")
 
 
-def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int, system: str = "") -> str:
-    """The Modelfile; `system` is the run's configured system message (data.system_prompt), as it trained."""
-    lines = ["# Written by smolora export. Use: ollama create NAME -f Modelfile",
+def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int, system: str = "",
+                   name: str = "Modelfile") -> str:
+    """The Modelfile (written as `name`); `system` is the run's configured system message (data.system_prompt)."""
+    lines = [f"# Written by smolora export. Use: ollama create NAME -f {name}",
              f"FROM ./{gguf_name}"]
     if template.template is not None:
         lines.append(f'TEMPLATE """{template.template}"""')
@@ -358,9 +359,10 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
     report = write_gguf(merged, gguf_path, quant, emit, tokenizer)
     fmt = fmt or ChatFormat()
     template = ollama_template(tokenizer, fmt)
-    (out_dir / "Modelfile").write_text(modelfile_text(gguf_path.name, template, report["context_length"],
-                                                      fmt.system))
-    report["modelfile"] = str(out_dir / "Modelfile")
+    modelfile = out_dir / f"Modelfile-{quant}"  # one per export: an f16 export keeps the q8_0 one's
+    modelfile.write_text(modelfile_text(gguf_path.name, template, report["context_length"], fmt.system,
+                                        modelfile.name))
+    report["modelfile"] = str(modelfile)
     report["ollama_template"] = template.note
     _progress(emit, "checking the GGUF against the merged model", 0.7)
     report["check"] = verify_gguf(merged, gguf_path, tokenizer)

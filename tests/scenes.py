@@ -84,7 +84,7 @@ def add_reports(folder: Path, ok: bool = True) -> None:
     exports.mkdir(parents=True, exist_ok=True)
     (exports / "smolora-export.json").write_text(json.dumps({
         "path": str(exports / "model-q8_0.gguf"), "quant": "q8_0", "bytes": 144_703_488,
-        "modelfile": str(exports / "Modelfile"),
+        "modelfile": str(exports / "Modelfile-q8_0"),
         "check": {"agreement": 0.947 if ok else 0.31, "max_abs_logprob_diff": 1.538 if ok else 9.2,
                   "same_tokenization": ok}, "ok": ok}))
 

@@ -81,10 +81,20 @@ def test_export_gguf_reloads_and_agrees(trained, quant, capsys):
     assert "<|im_start|>" in reader.fields["tokenizer.chat_template"].contents()
     types = {t.tensor_type.name for t in reader.tensors}
     assert ("Q8_0" in types) == (quant == "q8_0")
-    modelfile = (folder / "Modelfile").read_text()
-    assert f"FROM ./model-{quant}.gguf" in modelfile
+    modelfile = (folder / f"Modelfile-{quant}").read_text()
+    assert f"FROM ./model-{quant}.gguf" in modelfile and f"ollama create NAME -f Modelfile-{quant}" in modelfile
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
     assert '{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n' in modelfile
+
+
+def test_each_export_writes_its_own_modelfile(trained):
+    assert main(["export", "--project", trained, "--quant", "f16"]) == 0
+    assert main(["export", "--project", trained, "--quant", "q8_0"]) == 0
+    (run,) = list_runs(trained)
+    folder = run.folder / "exports" / "gguf"
+    for quant in ("f16", "q8_0"):
+        assert f"FROM ./model-{quant}.gguf" in (folder / f"Modelfile-{quant}").read_text()
+    assert json.loads((folder / "smolora-export.json").read_text())["modelfile"] == str(folder / "Modelfile-q8_0")
 
 
 def test_export_check_catches_a_broken_conversion(trained, monkeypatch):

@@ -64,7 +64,8 @@ def describe_export(report: dict | None) -> Text:
                 f"{check.get('max_abs_logprob_diff', 0):.3f}, same tokenization: "
                 f"{'yes' if check.get('same_tokenization') else 'NO'}")
     text.append(f"\n  file: {report.get('path', '')} ({report.get('bytes', 0) / 2**20:.0f} MB)")
-    text.append(f"\n  Ollama: {report.get('modelfile', '')}  (ollama create NAME -f Modelfile)")
+    modelfile = report.get("modelfile", "")
+    text.append(f"\n  Ollama: {modelfile}  (ollama create NAME -f {Path(modelfile).name or 'Modelfile'})")
     return text
 
 
