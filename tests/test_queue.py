@@ -200,3 +200,17 @@ def test_an_entry_for_a_project_that_is_training_waits(tiny_model_dir, capsys):
     assert runner.returncode == 0, out
     assert "entry 1 waits: project 'busy' is training (pid " in out
     assert by_id(capsys)[1]["status"] == "done"
+
+
+def test_an_entry_whose_project_was_deleted_fails_with_the_reason(tiny_model_dir, capsys):
+    from smolora_engine.projects import delete_project
+
+    make_project("gone", tiny_model_dir)
+    assert main(["queue", "add", "--project", "gone"]) == 0
+    delete_project("gone")
+    runner = runner_process()
+    out, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 1, out
+    row = by_id(capsys)[1]
+    assert row["status"] == "failed" and row["note"].startswith("project 'gone' no longer exists")
+    assert row["run_id"] is None  # nothing was started

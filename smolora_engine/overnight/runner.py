@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from .. import paths
 from ..fsutil import atomic_write_text
 from ..project import blocking, project_from_dict
 from ..runs import new_run_id, run_dir, running_holder, summarize
@@ -169,8 +170,11 @@ class Runner:
 
     def train(self, entry: Entry) -> str:
         project, problems = project_from_dict(entry.settings, entry.project)
-        if bad := blocking(problems):
-            message = "; ".join(p.message for p in bad)
+        bad = [p.message for p in blocking(problems)]
+        if not paths.project_file(entry.project).exists():
+            bad.append(f"project {entry.project!r} no longer exists ({paths.project_file(entry.project)})")
+        if bad:
+            message = "; ".join(bad)
             self.update(entry.id, status="failed", message=message, ended=time.time())
             self.say(f"entry {entry.id} ({entry.project}) failed before training: {message}")
             return "failed"
