@@ -13,8 +13,6 @@ TUI imports this (psutil and the standard library only).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
 import os
 import re
@@ -30,6 +28,7 @@ from .events import Checkpoint, Eval, Event, EventTail, Finished, Heartbeat, Loa
     Samples, Started, Step, Stopped, read_events
 from .events import Error as ErrorEvent
 from .events import Warning as WarningEvent
+from .locks import holding, lock_holder
 
 COMPLETE_MARKER = "smolora-complete.json"
 HEARTBEAT_S = 5.0
@@ -387,44 +386,15 @@ class AlreadyRunning(Exception):
 
 def running_holder(project: str) -> str | None:
     """Who holds the project's training lock ("pid N, run R"), or None when it is free."""
-    path = lock_path(project)
-    if not path.exists():
-        return None
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
+    return lock_holder(lock_path(project))
 
 
-@contextlib.contextmanager
 def training_lock(project: str, run_id: str):
     """Hold the project's training lock for the life of the worker (released by the OS if it dies)."""
-    path = lock_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise AlreadyRunning(f"project {project!r} is already training ({holder}); "
-                             f"stop it with `smolora stop --project {project}` or wait for it") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, run {run_id}")
-        handle.flush()
-        yield
-    finally:
-        handle.seek(0)
-        handle.truncate()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    def refused(holder: str) -> AlreadyRunning:
+        return AlreadyRunning(f"project {project!r} is already training ({holder}); "
+                              f"stop it with `smolora stop --project {project}` or wait for it")
+    return holding(lock_path(project), f"pid {os.getpid()}, run {run_id}", refused)
 
 
 # ------------------------------------------------------------------ picking an adapter

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from .. import paths
 from ..fsutil import atomic_write_text
+from ..locks import lock_holder
 from ..runs import RunInfo, run_dir, summarize
 
 # pending: waits its turn; running: its worker is training; done: finished; failed: the run failed
@@ -49,17 +50,7 @@ def runner_log_file() -> Path:
 
 def runner_holder() -> str | None:
     """Who runs the queue now ("pid N since ...; log ..."), or None when no runner does."""
-    path = runner_lock_file()
-    if not path.exists():
-        return None
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
+    return lock_holder(runner_lock_file())
 
 
 def runner_pid() -> int | None:

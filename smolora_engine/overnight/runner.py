@@ -13,7 +13,6 @@ from its newest complete checkpoint.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -21,10 +20,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from .. import paths
 from ..fsutil import atomic_write_text
+from ..locks import holding
 from ..project import blocking, project_from_dict
 from ..runs import new_run_id, run_dir, running_holder, summarize
 from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, runner_holder, \
@@ -38,30 +38,13 @@ class RunnerBusy(QueueError):
     """Another runner holds the queue."""
 
 
-@contextlib.contextmanager
-def runner_lock(log: str = "") -> Iterator[None]:
-    path = runner_lock_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RunnerBusy(f"the queue already has a runner ({holder}); stop it with `smolora queue stop` "
-                         "or let it finish") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}" + (f"; log {log}" if log else ""))
-        handle.flush()
-        yield
-    finally:
-        handle.seek(0)
-        handle.truncate()
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+def runner_lock(log: str = ""):
+    """Hold the queue's runner lock for the life of this process (a second runner is refused, named)."""
+    def refused(holder: str) -> RunnerBusy:
+        return RunnerBusy(f"the queue already has a runner ({holder}); stop it with `smolora queue stop` "
+                          "or let it finish")
+    who = f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}" + (f"; log {log}" if log else "")
+    return holding(runner_lock_file(), who, refused)
 
 
 def start_runner_detached() -> int:
