@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Eval, Finished, Started, Step
+from .events import Eval, Finished, Samples, Started, Step
 from .project import project_from_dict
 from .runs import RunInfo, duration, list_run_ids, read_run_settings, summarize
 
@@ -83,8 +83,8 @@ def run_figures(info: RunInfo, settings: dict) -> RunFigures:
     figures.final_loss = figures.losses[-1][1] if figures.losses else None
     figures.best_eval_loss = min((loss for _s, loss in figures.eval_losses), default=None)
     if figures.best_pass_rate is None:
-        rates = [e.pass_rate for e in info.events if getattr(e, "kind", "") == "samples"
-                 and not e.base and e.pass_rate is not None]
+        rates = [e.pass_rate for e in info.events if isinstance(e, Samples) and not e.base
+                 and e.pass_rate is not None]
         figures.best_pass_rate = max(rates, default=None)
     if last_step is not None:
         figures.tokens = last_step.tokens

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..project import parse_assignment
 from .queue_file import Entry, QueueError, editing, entry_status, move_entry, read_queue, remove_entry, \
-    resumable_step, retry_entry, runner_log_file
+    retry_entry, runner_log_file
 from .runner import Runner, RunnerBusy, runner_holder, start_runner_detached, stop_runner
 from .sweep import SweepError, Variation, check_variation, expand
 
@@ -47,10 +47,13 @@ def add_parsers(sub) -> None:
 
 
 def entry_row(entry: Entry, runner_alive: bool) -> dict[str, Any]:
-    status, note = entry_status(entry, runner_alive)
+    # The run folder is read once, and only for entries whose state it can change or tell more of.
+    info = entry.run_info() if entry.status in ("running", "crashed", "stopped", "failed") else None
+    status, note = entry_status(entry, runner_alive, info)
+    resumable = info.resumable_step if info is not None and info.resumable else None
     return {"id": entry.id, "project": entry.project, "status": status, "run_id": entry.run_id,
-            "overrides": entry.overrides, "note": note, "resumable_step": resumable_step(entry)
-            if status in ("crashed", "stopped", "failed") else None,
+            "overrides": entry.overrides, "note": note,
+            "resumable_step": resumable if status in ("crashed", "stopped", "failed") else None,
             "added": entry.added, "started": entry.started, "ended": entry.ended, "sweep": entry.sweep}
 
 

@@ -195,14 +195,18 @@ def retry_entry(entry_id: int) -> Entry:
         return entry
 
 
-def entry_status(entry: Entry, runner_alive: bool) -> tuple[str, str]:
+_UNREAD: Any = object()
+
+
+def entry_status(entry: Entry, runner_alive: bool, info: RunInfo | None = _UNREAD) -> tuple[str, str]:
     """(status, note) as things stand: a `running` entry whose runner and worker are gone has crashed.
 
-    The file says what the runner last wrote; the run folder says what happened since.
+    The file says what the runner last wrote; the run folder (`info`, read here unless given) says
+    what happened since.
     """
     if entry.status != "running":
         return entry.status, entry.message
-    info = entry.run_info()
+    info = entry.run_info() if info is _UNREAD else info
     if info is None:
         return ("running", "starting") if runner_alive else ("crashed", "the runner stopped before the run began")
     status = RUN_STATUS_TO_ENTRY.get(info.status, info.status)
@@ -213,7 +217,3 @@ def entry_status(entry: Entry, runner_alive: bool) -> tuple[str, str]:
         note = "the runner and its worker died mid-run"
     return status, note
 
-
-def resumable_step(entry: Entry) -> int | None:
-    info = entry.run_info()
-    return info.resumable_step if info is not None and info.resumable else None

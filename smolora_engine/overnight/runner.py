@@ -27,8 +27,8 @@ from ..fsutil import atomic_write_text
 from ..locks import holding
 from ..project import blocking, project_from_dict
 from ..runs import new_run_id, run_dir, running_holder, summarize
-from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, runner_holder, \
-    runner_lock_file, runner_log_file, runner_pid
+from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, read_queue, \
+    runner_holder, runner_lock_file, runner_log_file, runner_pid
 
 POLL_S = 0.5
 BUSY_POLL_S = 5.0
@@ -66,7 +66,7 @@ def start_runner_detached() -> int:
     return proc.pid
 
 
-def stop_runner(timeout: float = 30.0) -> str:
+def stop_runner() -> str:
     """SIGTERM the runner: it asks its run to stop at a checkpoint, marks the entry stopped, and ends."""
     pid = runner_pid()
     if pid is None:
@@ -120,8 +120,7 @@ class Runner:
             return 1 if failed else 0
 
     def pending(self) -> list[Entry]:
-        with editing() as queue:
-            return queue.pending()
+        return read_queue().pending()
 
     def settle(self) -> None:
         """Entries the file says are running but whose run has ended (a runner that died): record how."""
