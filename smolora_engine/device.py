@@ -1,4 +1,4 @@
-"""Device and dtype choice: cuda, then mps, then cpu; bf16 where the GPU supports it."""
+"""Device and dtype choice: cuda, then mps, then cpu; the training precision as measured (precision.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from dataclasses import dataclass
 class DeviceChoice:
     device: str  # "cuda" | "mps" | "cpu"
     dtype: str  # "float32" | "bfloat16" | "float16"
-    reason: str
+    reason: str  # why this device
+    dtype_reason: str = ""  # why this precision
 
     def describe(self) -> str:
-        return f"{self.device} ({self.dtype}): {self.reason}"
+        return f"{self.device} ({self.dtype}): {self.reason}" + (f"; {self.dtype_reason}" if self.dtype_reason else "")
 
 
-def choose_device(device: str = "auto", dtype: str = "auto") -> DeviceChoice:
-    """Resolve the project's device and dtype settings against what this machine has."""
+def choose_device(device: str = "auto", dtype: str = "auto", for_training: bool = False) -> DeviceChoice:
+    """Resolve the project's device and dtype settings against what this machine has.
+
+    For training, dtype 'auto' follows the precision probe of this machine (precision.py: run
+    once, a few seconds, then cached). Inference and merging keep float32 off CUDA.
+    """
     import torch
 
     has_cuda = torch.cuda.is_available()
@@ -31,13 +36,18 @@ def choose_device(device: str = "auto", dtype: str = "auto") -> DeviceChoice:
             raise RuntimeError(f"model.device = {device!r} but this machine has no {device} device; "
                                "set model.device = \"auto\" or \"cpu\"")
         chosen, reason = device, "set in the project"
-    if dtype == "auto":
-        if chosen == "cuda":
-            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        else:
-            # MPS and CPU train most reliably in float32 (bf16 autocast on CPU measured slower here).
-            dtype = "float32"
-    return DeviceChoice(chosen, dtype, reason)
+    if dtype != "auto":
+        return DeviceChoice(chosen, dtype, reason, "model.dtype is set in the project")
+    if chosen == "cuda" and not torch.cuda.is_bf16_supported():
+        return DeviceChoice(chosen, "float16", reason, "this GPU has no bfloat16: float16 with loss scaling")
+    if for_training:
+        from .precision import probe
+
+        result = probe(chosen)
+        return DeviceChoice(chosen, result.chosen, reason, result.reason)
+    if chosen == "cuda":
+        return DeviceChoice(chosen, "bfloat16", reason, "this GPU supports bfloat16")
+    return DeviceChoice(chosen, "float32", reason, "float32 for inference off a CUDA GPU")
 
 
 def device_memory(device: str) -> int:
@@ -49,6 +59,17 @@ def device_memory(device: str) -> int:
     import psutil
 
     return psutil.virtual_memory().total
+
+
+def free_memory(device: str) -> int:
+    """Bytes free for training on `device` now."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info()[0]
+    import psutil
+
+    return psutil.virtual_memory().available
 
 
 def torch_dtype(name: str):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,9 @@ class Estimate:
     activations: int
     logits: int
     runtime: int
+    checkpointing: bool = True
+    checkpointing_reason: str = ""
+    packing: Any = None  # the recipe's Packing, when estimated for a project
 
     @property
     def total(self) -> int:
@@ -171,9 +174,14 @@ def targets_problem(linear_names, targets: list[str], model: str) -> str | None:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
+    """Where 'auto' lands: the precision probe's choice once it has run here (precision.py), else
+    bfloat16 on CUDA and float32 elsewhere, as before any probe."""
     if dtype != "auto":
         return dtype
-    return "bfloat16" if device == "cuda" else "float32"
+    from .precision import cached_probe
+
+    known = cached_probe(device) if device == "cpu" else None
+    return known.chosen if known else "bfloat16" if device == "cuda" else "float32"
 
 
 def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora: bool, dropout: float,
@@ -208,18 +216,30 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
 
 
 def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | None = None,
-                 dtype: str | None = None) -> Estimate:
+                 dtype: str | None = None, free_mb: float | None = None) -> Estimate:
     """`estimate_training` with a project's settings (`device` is where 'auto' lands on this machine).
 
     With `longest` (the data's longest sample in tokens) batches are that long when shorter than
     max_length: the peak of training on this data rather than the worst case the settings allow.
     `dtype` is the precision a worker has chosen (default: the project's, resolved for the device).
+    The batch is what the recipe feeds one forward pass (packed samples, or batch_size), and
+    gradient checkpointing `auto` is resolved against `free_mb` (the memory free for training).
     """
+    from .training.recipe import plan_checkpointing, plan_packing
+
     lora, training = project.lora, project.training
     if project.model.device != "auto":
         device = project.model.device
-    return estimate_training(
-        facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
-        batch_size=training.batch_size, max_length=min(training.max_length, longest or training.max_length),
-        gradient_checkpointing=training.gradient_checkpointing, device=device, dtype=dtype or project.model.dtype,
-    )
+    length = min(training.max_length, longest or training.max_length)
+    packing = plan_packing(training.packing, training.batch_size, training.grad_accum, length)
+
+    def estimate(checkpointing: bool) -> Estimate:
+        return estimate_training(
+            facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
+            batch_size=packing.micro_batch, max_length=length, gradient_checkpointing=checkpointing,
+            device=device, dtype=dtype or project.model.dtype)
+
+    without = estimate(False)
+    checkpointing, reason = plan_checkpointing(training.gradient_checkpointing, without.total / 2**20, free_mb)
+    chosen = estimate(True) if checkpointing else without
+    return replace(chosen, checkpointing=checkpointing, checkpointing_reason=reason, packing=packing)

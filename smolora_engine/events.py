@@ -54,6 +54,7 @@ class Started(Event):
     device: str = ""
     dtype: str = ""
     resumed_from: int | None = None
+    dtype_reason: str = ""  # why this precision (the probe's figures, or "set in the project")
 
 
 @dataclass

@@ -231,15 +231,17 @@ def _tokenizer_from(folder: Path, trust_remote_code: bool):
 
 
 def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False,
-               progress: Callable[[str], None] | None = None):
-    """Load (model, tokenizer) for `spec` onto `device`; never reaches a hub."""
+               progress: Callable[[str], None] | None = None, attention: str | None = None):
+    """Load (model, tokenizer) for `spec` onto `device`; never reaches a hub. `attention` picks the
+    attention implementation (transformers' default, sdpa, where None)."""
     from transformers import AutoModelForCausalLM
 
     from .device import torch_dtype
 
     folder = ensure_model(spec, progress)
+    extra = {"attn_implementation": attention} if attention else {}
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, local_files_only=True
+        folder, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, local_files_only=True, **extra
     )
     model.to(device)
     return model, _tokenizer_from(folder, trust_remote_code)

@@ -92,7 +92,8 @@ class ModelSettings:
         choices=("auto", "cuda", "mps", "cpu"),
     )
     dtype: str = setting(
-        "auto", "Weights and compute precision: auto is bfloat16 on GPUs that support it, float32 otherwise.",
+        "auto", "Precision of the frozen weights and their compute (the adapter stays float32): auto is "
+        "bfloat16 where a probe of this machine shows it trains faster at the same loss, float32 otherwise.",
         choices=("auto", "float32", "bfloat16", "float16"),
     )
 
@@ -178,8 +179,14 @@ class TrainingSettings:
     grad_accum: int = setting(8, "Forward passes per optimizer step; effective batch = batch_size x grad_accum.",
                               positive_int)
     max_length: int = setting(1024, "Longest sample in tokens.", positive_int)
-    gradient_checkpointing: bool = setting(
-        True, "Recompute activations in the backward pass: much less memory, about 30 % slower on CPU.")
+    packing: str = setting(
+        "auto", "Padding-free packing: the samples of a step share rows (position ids restart per sample, "
+        "attention never crosses them), so no token is padding; auto packs where the model's attention allows.",
+        choices=("auto", "on", "off"))
+    gradient_checkpointing: str = setting(
+        "auto", "Recompute activations in the backward pass: much less memory, about 30 % slower on CPU; "
+        "auto turns it on only when a step would not fit comfortably in free memory without it.",
+        choices=("auto", "on", "off"))
     eval_steps: int = setting(50, "Evaluate every this many steps when there is an eval split (0: only at the end).",
                               non_negative_int)
     save_steps: int = setting(50, "Save a resumable checkpoint every this many steps.", positive_int)
@@ -325,10 +332,12 @@ def _coerce(value: Any, kind: type) -> tuple[bool, Any]:
 
 
 def _check_field(path: str, f, kind: type, value: Any) -> tuple[Any, Problem | None]:
+    choices = f.metadata.get("choices")
+    if isinstance(value, bool) and kind is str and {"on", "off"} <= set(choices):
+        value = "on" if value else "off"  # an on/off setting that used to be true or false
     ok, value = _coerce(value, kind)
     if not ok:
         return None, Problem(path, f"{path} must be {_TYPE_WORDS[kind]}, got {value!r}")
-    choices = f.metadata.get("choices")
     if choices and value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         return None, Problem(path, f"{path} must be one of {allowed}, got {value!r}")

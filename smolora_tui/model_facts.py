@@ -21,8 +21,10 @@ from .engine_cli import run_engine
 @dataclass(frozen=True)
 class Machine:
     device: str
-    dtype: str
+    dtype: str  # the training precision 'auto' picks here (the engine's probe), and why
     memory_total: int
+    dtype_reason: str = ""
+    memory_available: int | None = None  # free when the app asked
 
 
 class ModelFactsCache:
@@ -57,7 +59,8 @@ class ModelFactsCache:
                 result = await run_engine("device", "--json")
                 try:
                     info = json.loads(result.stdout)
-                    self.machine = Machine(info["device"], info["dtype"], int(info["memory_total"]))
+                    self.machine = Machine(info["device"], info["dtype"], int(info["memory_total"]),
+                                           info.get("dtype_reason", ""), info.get("memory_available"))
                 except (ValueError, KeyError, TypeError):
                     raise FactsError(f"could not tell this machine's device: {result.message}") from None
             return self.machine

@@ -25,11 +25,18 @@ def shared_models(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(scope="session")
+def shared_machine(tmp_path_factory) -> Path:
+    """This machine's measured facts (the precision probe): measured by the first test that needs them."""
+    return tmp_path_factory.mktemp("machine")
+
+
 @pytest.fixture(autouse=True)
-def smolora_home(tmp_path, monkeypatch, shared_models) -> Path:
+def smolora_home(tmp_path, monkeypatch, shared_models, shared_machine) -> Path:
     home = tmp_path / "smolora-home"
     (home / "cache").mkdir(parents=True)
     (home / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
+    (home / "cache" / "machine").symlink_to(shared_machine, target_is_directory=True)
     monkeypatch.setenv("SMOLORA_HOME", str(home))
     return home
 

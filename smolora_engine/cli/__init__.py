@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("device", help="show the device and dtype that would be used")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    p.add_argument("--remeasure", action="store_true", help="run the precision probe again")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("model", help="find a base model and prepare it (converts the embedded model once)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from .. import paths
 from ..estimate import FactsError, estimate_for, read_facts, targets_problem
@@ -121,14 +122,34 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 @command("device")
 def cmd_device(args: argparse.Namespace) -> int:
-    from ..device import choose_device, device_memory
+    from .. import precision
+    from ..device import choose_device, device_memory, free_memory
 
-    choice = choose_device(args.device, args.dtype)
+    plain = choose_device(args.device, "auto" if args.dtype == "auto" else args.dtype)
+    if args.remeasure:
+        precision.forget(plain.device)
+    if args.dtype == "auto" and precision.cached_probe(plain.device) is None:
+        print("measuring training speed in float32 and bfloat16 on this machine (once, a few seconds) …",
+              file=sys.stderr, flush=True)
+    choice = choose_device(args.device, args.dtype, for_training=True)
+    known = precision.cached_probe(choice.device) if args.dtype == "auto" else None
+    flags = precision.cpu_bf16_flags() if choice.device == "cpu" else []
     if args.json:
         print_json({"device": choice.device, "dtype": choice.dtype, "reason": choice.reason,
-                    "memory_total": device_memory(choice.device)})
-    else:
-        print(choice.describe())
+                    "dtype_reason": choice.dtype_reason, "memory_total": device_memory(choice.device),
+                    "memory_available": free_memory(choice.device),
+                    "machine": precision.machine_name(choice.device), "cpu_bf16_flags": flags,
+                    "probe": asdict(known) if known else None})
+        return 0
+    print(f"device: {choice.device} ({precision.machine_name(choice.device)}): {choice.reason}")
+    if choice.device == "cpu":
+        print(f"cpu bf16 features: {', '.join(flags) or 'none'}")
+    print(f"training precision: {choice.dtype}: {choice.dtype_reason}")
+    if known:
+        print(f"probe: {known.float32_step_s * 1000:.0f} ms per step in float32, "
+              f"{known.candidate_step_s * 1000:.0f} ms in {known.candidate}; loss {known.float32_loss:.4f} "
+              f"and {known.candidate_loss:.4f} (kept in {precision.probe_file()}; --remeasure runs it again)")
+    print(f"inference and merge precision: {plain.dtype}")
     return 0
 
 

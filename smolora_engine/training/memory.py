@@ -46,8 +46,10 @@ def available_memory_mb(device: str) -> float | None:
     return psutil.virtual_memory().available / 2**20
 
 
-def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str) -> dict[str, float] | None:
-    """The settings screen's estimate (estimate.py), for the longest sample this run really has (MB)."""
+def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str,
+                       free_mb: float | None = None):
+    """The settings screen's estimate (estimate.py) for the longest sample this run really has, with
+    checkpointing `auto` resolved against `free_mb`; None when the model's facts cannot be read."""
     from ..estimate import FactsError, estimate_for, read_facts
     from ..models import ensure_model
 
@@ -55,19 +57,27 @@ def estimate_memory_mb(project: Project, longest: int, device: str, dtype: str) 
         facts = read_facts(ensure_model(project.model.base))  # loaded already: no conversion happens here
     except FactsError:
         return None
-    estimate = estimate_for(facts, project, device, longest=longest, dtype=dtype)
+    return estimate_for(facts, project, device, longest=longest, dtype=dtype, free_mb=free_mb)
+
+
+def estimate_detail(estimate) -> dict[str, float]:
+    """An estimate's parts and total in MB, as the memory event carries them."""
     mb = 2**20
     detail = {name: size / mb for name, size in estimate.parts()}
     detail["total"] = estimate.total / mb
     return detail
 
 
-def memory_advice(project: Project) -> str:
+def memory_advice(project: Project, recipe=None) -> str:
     """Which settings to lower when training does not fit, most effective first."""
     t = project.training
     advice = []
-    if not t.gradient_checkpointing:
-        advice.append("set training.gradient_checkpointing = true")
+    checkpointing = recipe.checkpointing if recipe is not None else t.gradient_checkpointing == "on"
+    if not checkpointing:
+        advice.append("set training.gradient_checkpointing = \"on\"")
+    if recipe is not None and recipe.packing.packed and recipe.packing.micro_batch > t.batch_size:
+        advice.append(f"set training.packing = \"off\" (a pass then holds {t.batch_size} sample(s), "
+                      f"not {recipe.packing.micro_batch})")
     if t.batch_size > 1:
         advice.append(f"lower training.batch_size (now {t.batch_size}) and raise training.grad_accum")
     advice.append(f"lower training.max_length (now {t.max_length})")

@@ -67,18 +67,24 @@ def make_trainer_class():
     return SmoloraTrainer
 
 
-def training_args(project: Project, folder: Path, device: str, dtype: str, has_eval: bool):
+def training_args(project: Project, folder: Path, device: str, recipe, has_eval: bool):
+    """SFTConfig for the project's settings as the recipe feeds them (recipe.py): packed rows or
+    batches, checkpointing, and bf16/fp16 mixed precision on CUDA (off CUDA the weights themselves
+    are in the chosen dtype and the adapter in float32)."""
     from trl import SFTConfig
 
     t = project.training
+    dtype, packing = recipe.dtype, recipe.packing
     # transformers 5.23 renamed gradient_checkpointing (the old name still works, with a FutureWarning).
     renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
-    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": t.gradient_checkpointing}
+    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": recipe.checkpointing}
     return SFTConfig(
         output_dir=str(folder / "checkpoints"),
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
+        per_device_train_batch_size=packing.micro_batch,
+        # Eval one sample at a time when packed, so the eval loss is the same mean over samples as unpacked.
+        per_device_eval_batch_size=1 if packing.packed else t.batch_size,
+        gradient_accumulation_steps=packing.accum,
+        padding_free=packing.packed,
         learning_rate=t.learning_rate,
         lr_scheduler_type=t.scheduler,
         warmup_steps=t.warmup_ratio,
@@ -96,7 +102,7 @@ def training_args(project: Project, folder: Path, device: str, dtype: str, has_e
         bf16=dtype == "bfloat16" and device == "cuda",
         fp16=dtype == "float16" and device == "cuda",
         use_cpu=device == "cpu",
-        max_length=t.max_length,
+        max_length=None if packing.packed else t.max_length,  # the data is cut to max_length already
         report_to="none",
         logging_nan_inf_filter=False,
         disable_tqdm=True,

@@ -25,7 +25,8 @@ from ..runs import (
 from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
-from .memory import available_memory_mb, estimate_memory_mb, keep_freed_memory, memory_advice
+from .memory import available_memory_mb, estimate_detail, estimate_memory_mb, keep_freed_memory, memory_advice
+from .recipe import choose_recipe
 from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
 
@@ -77,8 +78,6 @@ def rank() -> int:
 def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
                  max_steps: int | None = None) -> int:
     run_id, project = prepare_run(project_name, run_id, resume, max_steps)
-    if not project.training.gradient_checkpointing:
-        keep_freed_memory()
     folder = run_dir(project_name, run_id)
     leader = rank() == 0
     with training_lock(project_name, run_id) if leader else contextlib.nullcontext():
@@ -121,13 +120,18 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
             state = RunState.from_marker(saved)
     try:
         from ..device import choose_device
+        from ..precision import cached_probe
 
-        choice = choose_device(project.model.device, project.model.dtype)
+        if project.model.dtype == "auto" and cached_probe(choose_device(project.model.device).device) is None:
+            emit(ev.Log(message="measuring training speed in float32 and bfloat16 on this machine "
+                                "(once per machine, about 10 s)"))
+        choice = choose_device(project.model.device, project.model.dtype, for_training=True)
         emit(ev.Started(run_id=run_id, project=project.name, pid=os.getpid(), pid_start=process_start_time(),
                         model=project.model.base, device=choice.device, dtype=choice.dtype,
-                        resumed_from=int(checkpoint.name.split("-")[1]) if checkpoint else None))
+                        resumed_from=int(checkpoint.name.split("-")[1]) if checkpoint else None,
+                        dtype_reason=choice.dtype_reason))
         heartbeat.start()
-        emit(ev.Log(message=f"device: {choice.describe()}"))
+        emit(ev.Log(message=f"device: {choice.device}, {choice.reason}"))
         if rank() == 0 and project.training.report_to != "none":
             from .tracking import open_tracker
 
@@ -142,7 +146,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
 
         model, tokenizer = load_model(project.model.base, device="cpu", dtype=choice.dtype,
                                       trust_remote_code=project.model.trust_remote_code,
-                                      progress=lambda msg: emit(ev.Loading(message=msg)))
+                                      progress=lambda msg: emit(ev.Loading(message=msg)),
+                                      attention=varlen_attention(project, choice.device))
         model.config.use_cache = False
         emit(ev.Loading(message="preparing the data", progress=0.5))
         from ..data import prepare
@@ -167,14 +172,20 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         model = get_peft_model(model, lora_config(project))
         trainable, _total = model.get_nb_trainable_parameters()
         longest = max(len(r.input_ids) for r in data.train)
-        estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype)
         available = available_memory_mb(choice.device)
+        estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype, available)
+        recipe = choose_recipe(project, choice, longest, model.config, estimate)
+        for line in recipe.lines():
+            emit(ev.Log(message=line))
+        if not recipe.checkpointing:
+            keep_freed_memory()
         if estimate is not None:
-            emit(ev.MemoryEstimate(estimate_mb=estimate["total"], available_mb=available, detail=estimate))
-            if available is not None and estimate["total"] > available:
+            detail = estimate_detail(estimate)
+            emit(ev.MemoryEstimate(estimate_mb=detail["total"], available_mb=available, detail=detail))
+            if available is not None and detail["total"] > available:
                 raise TrainingRefused(
-                    f"training needs about {estimate['total']:,.0f} MB but only {available:,.0f} MB is free: "
-                    f"{memory_advice(project)}")
+                    f"training needs about {detail['total']:,.0f} MB but only {available:,.0f} MB is free: "
+                    f"{memory_advice(project, recipe)}")
         emit(ev.Loading(message="starting the trainer", progress=0.9))
         sampler = EvalSampler.for_run(project, tokenizer, data.eval, emit) if rank() == 0 else None
         metric = choose_metric(project, sampler, eval_set is not None, emit)
@@ -188,7 +199,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         trainer_cls = make_trainer_class()
         trainer_ref: dict = {}
         callback = make_callback(emit, folder, project, trainer_ref, state, stop_flag, choice.device, sampler)
-        trainer = trainer_cls(model=model, args=training_args(project, folder, choice.device, choice.dtype,
+        trainer = trainer_cls(model=model, args=training_args(project, folder, choice.device, recipe,
                                                               eval_set is not None),
                               train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                               callbacks=[callback])
@@ -242,6 +253,15 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Error(message=message, hint=hint))
         traceback.print_exc()
         return 1
+
+
+def varlen_attention(project: Project, device: str) -> str | None:
+    """flash-attention's varlen kernels for packed rows on CUDA, where the package is installed."""
+    import importlib.util
+
+    if device == "cuda" and project.training.packing != "off" and importlib.util.find_spec("flash_attn"):
+        return "flash_attention_2"
+    return None
 
 
 def check_targets(model, project: Project, emit: Emitter) -> None:

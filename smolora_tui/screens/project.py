@@ -40,6 +40,16 @@ MODE_HELP = {
 MODES = tuple(MODE_HELP)
 
 
+
+def recipe_line(estimate, project, machine) -> str:
+    """What the worker will choose here: precision (and why), packing, checkpointing (and why)."""
+    dtype_why = (machine.dtype_reason if project.model.dtype == "auto" else "set in the project") or "as set"
+    packing = estimate.packing
+    packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
+              else f"no packing ({packing.reason})")
+    checkpointing = f"checkpointing {'on' if estimate.checkpointing else 'off'} ({estimate.checkpointing_reason})"
+    return f"recipe: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
+
 class ProjectScreen(Screen):
     DEFAULT_CSS = """
     ProjectScreen { overflow: hidden; }
@@ -268,7 +278,7 @@ class ProjectScreen(Screen):
                 self._facts_asked.add(project.model.base)
                 self._fetch_facts(project.model.base)
             return
-        estimate = estimate_for(facts, project, machine.device)
+        estimate = self._estimate(facts, project, machine)
         share = estimate.total / machine.memory_total
         line.set_class(share > 1, "-over")
         memory = "GPU memory" if estimate.device == "cuda" else "RAM"
@@ -276,9 +286,10 @@ class ProjectScreen(Screen):
         line.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
                     f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
                     + (f"  —  too much: lower max_length or batch_size"
-                       f"{'' if project.training.gradient_checkpointing else ', or turn gradient_checkpointing on'}"
+                       f"{'' if estimate.checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
-                    + f"\n{parts} GiB" + self._for_this_data(facts, machine.device)
+                    + f"\n{parts} GiB" + self._for_this_data(facts, machine)
+                    + f"\n{recipe_line(estimate, project, machine)}"
                     + (f"\n⚠ {problem}" if (problem := targets_problem(facts.linear, list(project.lora.target_modules),
                                                                        project.model.base)) else ""))
         line.set_class(0.8 <= share <= 1 or (problem is not None and share <= 1), "-tight")  # a warning's colour
@@ -287,14 +298,22 @@ class ProjectScreen(Screen):
         """What the doctor's token counts depend on: the tokenizer (the model) and the data settings."""
         return repr((project.model.base, project.data))
 
-    def _for_this_data(self, facts, device: str) -> str:
+    @staticmethod
+    def _estimate(facts, project, machine, longest: int | None = None):
+        """The estimate for the recipe a worker would choose here: the probed precision, packing, and
+        checkpointing auto resolved against the memory free when the app asked."""
+        free = machine.memory_available / 2**20 if machine.memory_available else None
+        dtype = machine.dtype if project.model.dtype == "auto" else None
+        return estimate_for(facts, project, machine.device, longest=longest, dtype=dtype, free_mb=free)
+
+    def _for_this_data(self, facts, machine) -> str:
         project = self.form.project
         if self._checked is None or self._checked[0] != self._data_key(project):
             return ""
         longest = self._checked[1]
         if longest >= project.training.max_length:
             return f"\nthis data's longest sample ({longest:,} tokens) fills max_length: the figure above applies"
-        estimate = estimate_for(facts, project, device, longest=longest)
+        estimate = self._estimate(facts, project, machine, longest)
         return f"\nwith this data's longest sample ({longest:,} tokens): ≈ {gib(estimate.total)}"
 
     @on(DataPane.Checked)

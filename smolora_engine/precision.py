@@ -1,0 +1,213 @@
+"""Which precision trains fastest here, decided by measuring, not by the device's name.
+
+`model.dtype = "auto"` trains in bfloat16 only where a short probe on this machine
+shows it is faster than float32 *and* the loss after the same tokens stays within
+2 % of float32's. The probe trains a small random Llama-shaped model (the layer
+shapes of SmolLM2-135M, a LoRA adapter on every linear layer) for the same steps in
+both precisions: frozen weights in the candidate dtype, the adapter and AdamW's
+state in float32, which is how the worker trains in bf16. It takes a few seconds
+and runs once per machine (device name and torch version); the result is kept in
+the cache folder.
+
+On CPUs bf16 pays only where the CPU has bf16 matrix units (Intel AMX,
+avx512_bf16); without them it is emulated and slower, so float32 wins there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .fsutil import atomic_write_text
+from .paths import cache_dir
+
+PROBE_VERSION = 1
+LOSS_TOLERANCE = 0.02  # bf16's loss after the same tokens may be at most 2 % above float32's
+MIN_SPEEDUP = 1.10  # and it must be clearly faster, not faster by noise
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    device: str
+    machine: str  # the CPU's model name or the GPU's
+    candidate: str  # the reduced precision tried against float32
+    float32_step_s: float
+    candidate_step_s: float
+    float32_loss: float
+    candidate_loss: float
+    chosen: str
+    reason: str
+
+    @property
+    def speedup(self) -> float:
+        return self.float32_step_s / self.candidate_step_s if self.candidate_step_s else 0.0
+
+
+def machine_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    if device == "mps":
+        return "Apple GPU (MPS)"
+    return cpu_model()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bf16 matrix features (Linux), e.g. ['amx_bf16', 'avx512_bf16']; empty where none or unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in ("amx_bf16", "amx_tile", "avx512_bf16") if f in flags]
+
+
+def candidate_dtype(device: str) -> str:
+    """The reduced precision worth probing on `device`."""
+    import torch
+
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "mps":
+        try:
+            (torch.ones(2, 2, device="mps", dtype=torch.bfloat16) @ torch.ones(2, 2, device="mps",
+                                                                              dtype=torch.bfloat16)).cpu()
+            return "bfloat16"
+        except (RuntimeError, TypeError):
+            return "float16"
+    return "bfloat16"
+
+
+def probe_file() -> Path:
+    return cache_dir() / "machine" / "precision-probe.json"
+
+
+def _key(device: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # the installed version, read without importing torch (the settings screen asks)
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "?"
+    return f"v{PROBE_VERSION} | {device} | {machine_name(device)} | torch {torch_version}"
+
+
+def cached_probe(device: str) -> ProbeResult | None:
+    """The probe's result for this machine if it has run here before (no measuring)."""
+    try:
+        entries = json.loads(probe_file().read_text())
+        return ProbeResult(**entries[_key(device)])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def forget(device: str) -> None:
+    """Drop this machine's result, so the next training run (or `smolora device`) measures again."""
+    try:
+        entries = json.loads(probe_file().read_text())
+        if entries.pop(_key(device), None) is not None:
+            atomic_write_text(probe_file(), json.dumps(entries, indent=1) + "\n")
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def probe(device: str, steps: int = 8) -> ProbeResult:
+    """The cached result, or measure now (a few seconds) and keep it."""
+    if (known := cached_probe(device)) is not None:
+        return known
+    result = measure(device, steps)
+    path = probe_file()
+    try:
+        entries = json.loads(path.read_text())
+        entries = entries if isinstance(entries, dict) else {}
+    except (OSError, ValueError):
+        entries = {}
+    entries[_key(device)] = asdict(result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
+    return result
+
+
+def measure(device: str, steps: int = 8) -> ProbeResult:
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
+    candidate = candidate_dtype(device)
+    times: dict[str, list[float]] = {"float32": [], candidate: []}
+    losses: dict[str, float] = {}
+    for _round in range(2):  # alternated, the faster of two rounds each: a busy machine skews both alike
+        for dtype in times:
+            try:
+                seconds, losses[dtype] = _train_probe(device, dtype, steps)
+            except (RuntimeError, TypeError) as exc:  # the candidate does not run here at all
+                if dtype == "float32":
+                    raise
+                return ProbeResult(device, machine_name(device), candidate, min(times["float32"]), 0.0,
+                                   losses["float32"], float("nan"), "float32",
+                                   f"{candidate} does not train on this {device}: {str(exc).splitlines()[0]}")
+            times[dtype].append(seconds)
+    fp32_time, cand_time = min(times["float32"]), min(times[candidate])
+    fp32_loss, cand_loss = losses["float32"], losses[candidate]
+    chosen, reason = decide(device, candidate, fp32_time, cand_time, fp32_loss, cand_loss)
+    return ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss, cand_loss,
+                       chosen, reason)
+
+
+def decide(device: str, candidate: str, fp32_time: float, cand_time: float, fp32_loss: float,
+           cand_loss: float) -> tuple[str, str]:
+    """The precision to train in, and why: the candidate only when clearly faster at the same loss."""
+    speedup = fp32_time / cand_time if cand_time else 0.0
+    gap = (cand_loss - fp32_loss) / fp32_loss if fp32_loss else 0.0
+    measured = (f"a probe on this {device} ({machine_name(device)}) trained {speedup:.2f}x as fast in "
+                f"{candidate} as in float32")
+    if speedup < MIN_SPEEDUP:
+        return "float32", f"{measured}: not faster"
+    if not gap <= LOSS_TOLERANCE:  # also catches a NaN loss
+        return "float32", f"{measured}, but its loss was {gap:+.1%} off float32's (more than 2 %)"
+    return candidate, f"{measured}, loss within {abs(gap):.1%}"
+
+
+def _train_probe(device: str, dtype: str, steps: int) -> tuple[float, float]:
+    """Seconds per step (after two warm-up steps) and the loss after `steps` steps, from the same start."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=2, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=8192, max_position_embeddings=1024, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype)).to(device)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    # Rows of 512 tokens drawn from 64 words: learnable in a few steps (the loss falls from 9.2 to about 7.8).
+    words = torch.randint(0, config.vocab_size, (64,), generator=generator)
+    batches = [words[torch.randint(0, 64, (512,), generator=generator)][None].to(device) for _ in range(steps + 2)]
+    loss, started = None, 0.0
+    for index, batch in enumerate(batches):
+        if index == 2:  # two warm-up steps, then the clock
+            if device == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    final = float(loss.detach().float().cpu())
+    return (time.perf_counter() - started) / steps, final

@@ -1,0 +1,158 @@
+"""The recipe chosen for the machine: packing that changes nothing but speed, checkpointing auto, the
+precision probe's decision and its cache, and on/off settings that used to be true/false."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from smolora_engine import precision
+from smolora_engine.project import Project, project_from_dict
+from smolora_engine.training.recipe import PACK_TOKENS, plan_checkpointing, plan_packing
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tmp_path, attention):
+    """Three samples (two chat-like with masked prompts, one plain text) packed into one row give the
+    loss and adapter gradients of the three fed one at a time: attention never crosses samples, the
+    first token of a sample is never predicted from the one before, and the loss counts trained tokens."""
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from smolora_engine.device import DeviceChoice
+    from smolora_engine.training.recipe import Recipe
+    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention)
+    model.config.use_cache = False
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    project = Project(name="pack")
+    model = get_peft_model(model, lora_config(project))
+    for name, param in model.named_parameters():  # LoRA's B starts at zero: give every adapter weight a value
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.02)
+    generator = torch.Generator().manual_seed(1)
+    samples = []
+    for length, prompt in ((23, 9), (41, 17), (30, 0)):
+        ids = torch.randint(3, model.config.vocab_size, (length,), generator=generator).tolist()
+        samples.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
+    choice = DeviceChoice("cpu", "float32", "test")
+    recipe = Recipe("float32", "test", plan_packing("on", 3, 1, 41), False, "test")
+    assert recipe.packing.packed and recipe.packing.micro_batch == 3
+    trainer = make_trainer_class()(model=model, args=training_args(project, tmp_path, choice.device, recipe, False),
+                                   train_dataset=Dataset.from_list(samples), processing_class=tokenizer)
+    # The count the trainer passes as num_items_in_batch: every label but the first of each sample.
+    trained = sum(sum(1 for label in s["labels"][1:] if label != -100) for s in samples)
+
+    def loss_and_grads(batches):
+        model.zero_grad()
+        total = 0.0
+        for inputs in batches:
+            loss = trainer.compute_loss(model, inputs, num_items_in_batch=trained)
+            loss.backward()
+            total += float(loss.detach())
+        return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    packed_batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(samples)
+    assert "attention_mask" not in packed_batch and packed_batch["input_ids"].shape == (1, 94)
+    assert packed_batch["position_ids"][0].tolist()[:25] == list(range(23)) + [0, 1]
+    single = DataCollatorForLanguageModeling(pad_token_id=0)
+    packed_loss, packed_grads = loss_and_grads([packed_batch])
+    alone_loss, alone_grads = loss_and_grads([single([s]) for s in samples])
+    assert math.isclose(packed_loss, alone_loss, rel_tol=1e-5)
+    assert packed_grads.keys() == alone_grads.keys() and len(packed_grads) > 0
+    for name, grad in packed_grads.items():
+        torch.testing.assert_close(grad, alone_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    # And the check can fail: the same row with one sequence's positions (attention crossing samples) differs.
+    crossing = dict(packed_batch, position_ids=torch.arange(94)[None])
+    crossing_loss, _ = loss_and_grads([crossing])
+    assert not math.isclose(crossing_loss, alone_loss, rel_tol=1e-3)
+
+
+def test_packing_keeps_the_samples_per_step_and_bounds_a_row():
+    assert plan_packing("auto", 1, 8, 76) == plan_packing("auto", 1, 8, 76)
+    short = plan_packing("auto", 1, 8, 76)
+    assert short.packed and (short.micro_batch, short.accum) == (8, 1)
+    long = plan_packing("auto", 1, 8, 700)
+    assert long.packed and long.micro_batch * 700 <= PACK_TOKENS and long.micro_batch * long.accum == 8
+    assert (long.micro_batch, long.accum) == (2, 4)
+    whole = plan_packing("auto", 1, 8, PACK_TOKENS)
+    assert not whole.packed and (whole.micro_batch, whole.accum) == (1, 8) and "one per" in whole.reason
+    odd = plan_packing("auto", 1, 6, 500)  # 4 would fit in a row, but 4 does not divide 6
+    assert (odd.micro_batch, odd.accum) == (3, 2)
+    off = plan_packing("off", 2, 4, 76)
+    assert not off.packed and (off.micro_batch, off.accum) == (2, 4) and "packing = off" in off.reason
+    assert not plan_packing("auto", 1, 1, 76).packed
+    custom = plan_packing("auto", 1, 8, 76, attention="its own code")
+    assert not custom.packed and "its own code" in custom.reason
+
+
+def test_checkpointing_auto_turns_on_only_when_the_step_would_not_fit_comfortably():
+    on, why = plan_checkpointing("auto", without_mb=3072, available_mb=4096)
+    assert on and "3.0 GB of the 4.0 GB free" in why
+    off, why = plan_checkpointing("auto", without_mb=1500, available_mb=22000)
+    assert not off and "1.5 GB without it" in why
+    assert plan_checkpointing("off", 30000, 1000) == (False, "training.gradient_checkpointing = off")
+    assert plan_checkpointing("on", 1, 1000)[0]
+    assert plan_checkpointing("auto", None, None)[0]
+
+
+def test_the_estimate_follows_the_recipe(tiny_model_dir):
+    from smolora_engine.estimate import estimate_for, read_facts
+
+    facts, project = read_facts(tiny_model_dir), Project(name="e")
+    roomy = estimate_for(facts, project, "cpu", longest=100, free_mb=100_000)
+    tight = estimate_for(facts, project, "cpu", longest=100, free_mb=roomy.total / 2**20)
+    assert not roomy.checkpointing and tight.checkpointing and tight.activations < roomy.activations
+    assert roomy.packing.packed and roomy.packing.micro_batch == 8
+    project.training.packing = "off"
+    assert estimate_for(facts, project, "cpu", longest=100, free_mb=100_000).activations < roomy.activations
+
+
+def test_on_off_settings_read_the_true_and_false_they_used_to_be():
+    project, problems = project_from_dict({"training": {"gradient_checkpointing": True, "packing": False}})
+    assert not problems
+    assert (project.training.gradient_checkpointing, project.training.packing) == ("on", "off")
+    _, problems = project_from_dict({"training": {"gradient_checkpointing": "sometimes"}})
+    assert "must be one of 'auto', 'on', 'off'" in problems[0].message
+
+
+@pytest.mark.parametrize("fp32, cand, fp32_loss, cand_loss, chosen, says", [
+    (0.30, 0.15, 7.70, 7.71, "bfloat16", "2.00x as fast"),
+    (0.30, 0.29, 7.70, 7.70, "float32", "not faster"),
+    (0.30, 0.60, 7.70, 7.70, "float32", "0.50x"),
+    (0.30, 0.15, 7.70, 8.00, "float32", "+3.9% off"),
+    (0.30, 0.15, 7.70, float("nan"), "float32", "off float32's"),
+])
+def test_the_probe_picks_reduced_precision_only_when_faster_at_the_same_loss(fp32, cand, fp32_loss, cand_loss,
+                                                                              chosen, says):
+    got, reason = precision.decide("cpu", "bfloat16", fp32, cand, fp32_loss, cand_loss)
+    assert got == chosen and says in reason
+
+
+def test_the_probe_measures_once_per_machine_and_is_kept(monkeypatch):
+    precision.forget("cpu")
+    result = precision.probe("cpu")
+    assert result.chosen in ("float32", "bfloat16") and result.float32_step_s > 0
+    assert math.isfinite(result.float32_loss) and result.float32_loss < math.log(8192)  # it learned something
+    assert result.chosen == "float32" or abs(result.candidate_loss - result.float32_loss) <= 0.02 * result.float32_loss
+    saved = json.loads(precision.probe_file().read_text())
+    assert any(entry["chosen"] == result.chosen for entry in saved.values())
+
+    def measure_again(*_args):
+        raise AssertionError("measured twice")
+
+    monkeypatch.setattr(precision, "measure", measure_again)
+    assert precision.probe("cpu") == result
+    from smolora_engine.device import choose_device
+
+    choice = choose_device("cpu", "auto", for_training=True)
+    assert (choice.dtype, choice.dtype_reason) == (result.chosen, result.reason)
+    assert choose_device("cpu", "auto").dtype == "float32"  # inference keeps float32 off CUDA
+    assert choose_device("cpu", "float32", for_training=True).dtype_reason == "model.dtype is set in the project"
