@@ -37,14 +37,14 @@ def test_facts_match_the_loaded_model_and_peft_counts_the_same_adapter(tiny_mode
 def test_the_estimate_moves_with_the_settings_that_cost_memory(tiny_model_dir):
     facts = read_facts(tiny_model_dir)
     base = dict(r=8, targets=["q_proj"], use_dora=False, dropout=0.0, batch_size=1, max_length=256,
-                gradient_checkpointing=True, device="cpu", dtype="auto")
+                gradient_checkpointing=True, device="cpu", dtype="float32")
     first = estimate_training(facts, **base)
     assert first.dtype == "float32" and first.weights == facts.params * 4
     assert estimate_training(facts, **{**base, "max_length": 512}).activations == 2 * first.activations
     assert estimate_training(facts, **{**base, "batch_size": 4}).logits == 4 * first.logits
     assert estimate_training(facts, **{**base, "gradient_checkpointing": False}).activations > first.activations
     assert estimate_training(facts, **{**base, "r": 16}).adapter == 2 * first.adapter
-    on_gpu = estimate_training(facts, **{**base, "device": "cuda"})
+    on_gpu = estimate_training(facts, **{**base, "device": "cuda", "dtype": "auto"})
     assert on_gpu.dtype == "bfloat16" and on_gpu.weights == first.weights // 2
     assert targeted(facts, ["model.layers.0.self_attn.q_proj"]) == {"q_proj": facts.linear["q_proj"]}
 

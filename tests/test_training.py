@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from smolora_engine import events as ev
+from smolora_engine import precision
 from smolora_engine.cli import main
 from smolora_engine.demo import demo_train_file
 from smolora_engine.projects import create_project, load_project, save_project
@@ -246,17 +247,17 @@ def test_out_of_memory_becomes_advice_not_a_traceback(tiny_model_dir):
 
     from smolora_engine.training.worker import explain_failure
 
-    project = make_project("oom", tiny_model_dir, batch_size=4, gradient_checkpointing=False)
+    project = make_project("oom", tiny_model_dir, batch_size=4, gradient_checkpointing="off")
     with pytest.raises(RuntimeError) as caught:
         torch.empty(2**62, dtype=torch.uint8)
     message, hint = explain_failure(caught.value, project)
     assert message.startswith("out of memory")
-    assert "training.gradient_checkpointing = true" in hint and "training.batch_size (now 4)" in hint
+    assert "training.gradient_checkpointing = \"on\"" in hint and "training.batch_size (now 4)" in hint
     assert "resume" in hint
 
 
 def test_estimate_over_available_memory_is_refused_with_advice(tiny_model_dir):
-    make_project("huge", tiny_model_dir, batch_size=2_000_000, max_steps=1)
+    make_project("huge", tiny_model_dir, batch_size=2_000_000, max_steps=1, packing="off")
     assert main(["train", "--project", "huge"]) == 2
     (run,) = list_runs("huge")
     events = ev.read_events(run.folder / "events.jsonl")
@@ -362,7 +363,11 @@ def test_follow_says_a_detached_runs_log_until_it_ends(tiny_model_dir, capsys):
     run_id = start_detached("f")
     assert main(["runs", "--project", "f", "--follow"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("started on cpu (float32)")
+    chosen = precision.cached_probe("cpu").chosen  # the probe ran before `started`
+    assert out[0].startswith(f"started on cpu ({chosen})")
+    assert f"precision: {chosen} (a probe on this cpu" in "\n".join(out)
+    assert "packing: on, 2 samples per packed row x 1 pass per step" in "\n".join(out)
+    assert any(line.startswith("gradient checkpointing: off (auto: the step needs about") for line in out)
     assert any(line.startswith("memory needed: about ") for line in out)
     assert [line.split()[1] for line in out if line.startswith("step ")] == ["1/4", "2/4", "3/4", "4/4"]
     assert "checkpoint at step 2" in out and out[-2].startswith("finished at step 4; adapter in ")

@@ -109,8 +109,9 @@ async def test_save_writes_the_toml_and_reload_reads_it(tmp_path):
         await pilot.pause()
         await type_into(pilot, app, "training.learning_rate", "1e-4")
         await type_into(pilot, app, "lora.target_modules", "q_proj, v_proj")
-        switch = row(app, "training.gradient_checkpointing").query_one(Switch)
+        switch = row(app, "training.keep_best").query_one(Switch)
         switch.value = False
+        row(app, "training.gradient_checkpointing").query_one(Select).value = "off"
         select = row(app, "training.scheduler").query_one(Select)
         select.value = "linear"
         await pilot.pause()
@@ -121,7 +122,8 @@ async def test_save_writes_the_toml_and_reload_reads_it(tmp_path):
         saved = tomllib.load(handle)
     assert saved["training"]["learning_rate"] == 1e-4
     assert saved["lora"]["target_modules"] == ["q_proj", "v_proj"]
-    assert saved["training"]["gradient_checkpointing"] is False and saved["training"]["scheduler"] == "linear"
+    assert saved["training"]["keep_best"] is False and saved["training"]["scheduler"] == "linear"
+    assert saved["training"]["gradient_checkpointing"] == "off"
 
     # edited outside the app, then F5
     text = paths.project_file("p").read_text().replace("r = 16", "r = 64")
@@ -273,12 +275,15 @@ async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
         estimate = app.screen.query_one("#estimate")
         await wait_until(pilot, lambda: "longest sample" in str(estimate.render()))
         project = app.screen.form.project
+        machine = app.model_facts.machine  # the recipe a worker would choose here: probed dtype, free memory
+        recipe = dict(dtype=machine.dtype, free_mb=machine.memory_available / 2**20)
         expected = estimate_for(read_facts(ensure_model(project.model.base)), project,
-                                app.model_facts.machine.device, longest=longest)
+                                machine.device, longest=longest, **recipe)
         assert f"with this data's longest sample ({longest} tokens): ≈ {gib(expected.total)}" \
             in str(estimate.render())
         assert expected.total < estimate_for(read_facts(ensure_model(project.model.base)), project,
-                                             app.model_facts.machine.device).total
+                                             machine.device, **recipe).total
+        assert f"recipe: {machine.dtype} (" in str(estimate.render())
         await type_into(pilot, app, "data.path", str(demo_train_file()))  # other data: not checked yet
         assert "longest sample" not in str(estimate.render())
 

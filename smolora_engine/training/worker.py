@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -123,8 +124,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         from ..precision import cached_probe
 
         if project.model.dtype == "auto" and cached_probe(choose_device(project.model.device).device) is None:
-            emit(ev.Log(message="measuring training speed in float32 and bfloat16 on this machine "
-                                "(once per machine, about 10 s)"))
+            print("measuring training speed in float32 and bfloat16 on this machine (once per machine, about "
+                  "10 s)", file=sys.stderr, flush=True)  # before `started`, which says the precision chosen
         choice = choose_device(project.model.device, project.model.dtype, for_training=True)
         emit(ev.Started(run_id=run_id, project=project.name, pid=os.getpid(), pid_start=process_start_time(),
                         model=project.model.base, device=choice.device, dtype=choice.dtype,
