@@ -25,6 +25,8 @@ class Machine:
     memory_total: int
     dtype_reason: str = ""
     memory_available: int | None = None  # free when the app asked
+    probe_speedup: float | None = None  # how much faster the probe trained in probe_candidate than float32
+    probe_candidate: str = ""
 
 
 class ModelFactsCache:
@@ -59,8 +61,12 @@ class ModelFactsCache:
                 result = await run_engine("device", "--json")
                 try:
                     info = json.loads(result.stdout)
+                    probe = info.get("probe") or {}
+                    speedup = (probe["float32_step_s"] / probe["candidate_step_s"]
+                               if probe.get("candidate_step_s") else None)
                     self.machine = Machine(info["device"], info["dtype"], int(info["memory_total"]),
-                                           info.get("dtype_reason", ""), info.get("memory_available"))
+                                           info.get("dtype_reason", ""), info.get("memory_available"),
+                                           speedup, probe.get("candidate", ""))
                 except (ValueError, KeyError, TypeError):
                     raise FactsError(f"could not tell this machine's device: {result.message}") from None
             return self.machine

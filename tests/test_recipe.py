@@ -83,7 +83,7 @@ def test_packing_keeps_the_samples_per_step_and_bounds_a_row():
     assert long.packed and long.micro_batch * 700 <= PACK_TOKENS and long.micro_batch * long.accum == 8
     assert (long.micro_batch, long.accum) == (2, 4)
     whole = plan_packing("auto", 1, 8, PACK_TOKENS)
-    assert not whole.packed and (whole.micro_batch, whole.accum) == (1, 8) and "one per" in whole.reason
+    assert not whole.packed and (whole.micro_batch, whole.accum) == (1, 8) and "no two fit" in whole.reason
     odd = plan_packing("auto", 1, 6, 500)  # 4 would fit in a row, but 4 does not divide 6
     assert (odd.micro_batch, odd.accum) == (3, 2)
     off = plan_packing("off", 2, 4, 76)
@@ -95,12 +95,15 @@ def test_packing_keeps_the_samples_per_step_and_bounds_a_row():
 
 def test_checkpointing_auto_turns_on_only_when_the_step_would_not_fit_comfortably():
     on, why = plan_checkpointing("auto", without_mb=3072, available_mb=4096)
-    assert on and "3.0 GB of the 4.0 GB free" in why
+    assert on and "3.0 GiB of the 4.0 GiB free" in why
     off, why = plan_checkpointing("auto", without_mb=1500, available_mb=22000)
-    assert not off and "1.5 GB without it" in why
+    assert not off and "1.5 GiB without it" in why
     assert plan_checkpointing("off", 30000, 1000) == (False, "training.gradient_checkpointing = off")
     assert plan_checkpointing("on", 1, 1000)[0]
-    assert plan_checkpointing("auto", None, None)[0]
+    unknown_need, why = plan_checkpointing("auto", None, 22000)
+    assert unknown_need and "a step needs is not known" in why
+    unknown_free, why = plan_checkpointing("auto", 1500, None)
+    assert unknown_free and "free on this machine is not known" in why
 
 
 def test_the_estimate_follows_the_recipe(tiny_model_dir):

@@ -45,7 +45,9 @@ def still(project: str | None = None) -> SmoloraApp:
     app.animation_level = "none"
     facts = json.loads((Path(__file__).parent / "data" / "smollm2-135m-instruct-facts.json").read_text())
     app.model_facts.facts[DEFAULT_MODEL] = ModelFacts.from_dict(facts)
-    app.model_facts.machine = Machine("cpu", "float32", 16 * 1024 ** 3)
+    app.model_facts.machine = Machine("cpu", "float32", 16 * 1024 ** 3, "a probe on this cpu (the test "
+                                      "machine) trained 0.52x as fast in bfloat16 as in float32: not faster",
+                                      12 * 1024 ** 3, 0.52, "bfloat16")
     return app
 
 

@@ -64,7 +64,7 @@ def plan_packing(setting: str, batch_size: int, grad_accum: int, longest: int,
     fits = max(1, PACK_TOKENS // max(longest, 1))
     micro = max(d for d in range(1, group + 1) if group % d == 0 and d <= fits)
     if micro == 1:
-        return Packing(False, 1, group, f"samples up to {longest} tokens: one per {PACK_TOKENS}-token row")
+        return Packing(False, 1, group, f"samples up to {longest} tokens: no two fit in a {PACK_TOKENS}-token row")
     return Packing(True, micro, group // micro,
                    f"{group} samples per step, the longest {longest} tokens, rows of up to {PACK_TOKENS}")
 
@@ -73,12 +73,14 @@ def plan_checkpointing(setting: str, without_mb: float | None, available_mb: flo
     """Whether to recompute activations: as set, or (auto) only when the step would not fit comfortably."""
     if setting in ("on", "off"):
         return setting == "on", f"training.gradient_checkpointing = {setting}"
-    if without_mb is None or available_mb is None:
-        return True, "auto: the memory needed is not known for this model, so the safe choice"
+    if without_mb is None:
+        return True, "auto: the memory a step needs is not known for this model, so the safe choice"
+    if available_mb is None:
+        return True, "auto: the memory free on this machine is not known, so the safe choice"
     need, free = without_mb / 1024, available_mb / 1024
     if without_mb <= COMFORTABLE * available_mb:
-        return False, f"auto: the step needs about {need:.1f} GB without it, {free:.1f} GB is free"
-    return True, f"auto: without it the step would need about {need:.1f} GB of the {free:.1f} GB free"
+        return False, f"auto: the step needs about {need:.1f} GiB without it, {free:.1f} GiB is free"
+    return True, f"auto: without it the step would need about {need:.1f} GiB of the {free:.1f} GiB free"
 
 
 def choose_recipe(project, choice, longest: int, model_config, estimate) -> Recipe:

@@ -43,7 +43,12 @@ MODES = tuple(MODE_HELP)
 
 def recipe_line(estimate, project, machine) -> str:
     """What the worker will choose here: precision (and why), packing, checkpointing (and why)."""
-    dtype_why = (machine.dtype_reason if project.model.dtype == "auto" else "set in the project") or "as set"
+    if project.model.dtype != "auto":
+        dtype_why = "set in the project"
+    elif machine.probe_speedup is not None:
+        dtype_why = f"auto: {machine.probe_candidate} trained {machine.probe_speedup:.2f}x as fast here"
+    else:
+        dtype_why = machine.dtype_reason or "auto"
     packing = estimate.packing
     packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
               else f"no packing ({packing.reason})")
