@@ -34,7 +34,7 @@ class SmoLoRA:
         self.project.model.base = base_model_name
         self.project.training.max_steps = max_steps
         self.project.training.save_steps = max(1, max_steps)
-        choice = choose_device()
+        choice = self.choice = choose_device()
         self.device = choice.device
         self.model, self.tokenizer = load_model(base_model_name, device=choice.device, dtype=choice.dtype)
         self.model.config.use_cache = False
@@ -59,6 +59,7 @@ class SmoLoRA:
         from peft import get_peft_model
         from transformers import set_seed
 
+        from .training.recipe import plan_run
         from .training.trainer import lora_config, make_trainer_class, training_args
 
         print(f"[{datetime.now()}] Starting training...")
@@ -66,7 +67,9 @@ class SmoLoRA:
         dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
         set_seed(self.project.training.seed)
         model = get_peft_model(self.model, lora_config(self.project))
-        args = training_args(self.project, Path(self.output_dir), self.device, "float32", has_eval=False)
+        longest = max(len(r.input_ids) for r in rows)
+        recipe, _estimate, _free = plan_run(self.project, self.choice, longest, model.config)
+        args = training_args(self.project, Path(self.output_dir), self.device, recipe, has_eval=False)
         args.save_strategy = "no"
         trainer = make_trainer_class()(model=model, args=args, train_dataset=dataset,
                                        processing_class=self.tokenizer)

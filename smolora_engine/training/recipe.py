@@ -96,3 +96,13 @@ def choose_recipe(project, choice, longest: int, model_config, estimate) -> Reci
     else:
         checkpointing, reason = plan_checkpointing(t.gradient_checkpointing, None, None)
     return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason)
+
+
+def plan_run(project, choice, longest: int, model_config):
+    """The recipe for a run on this machine, with the memory estimate behind its checkpointing
+    choice and the free memory it was weighed against: (recipe, estimate or None, free MB or None)."""
+    from .memory import available_memory_mb, estimate_memory_mb
+
+    available = available_memory_mb(choice.device)
+    estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype, available)
+    return choose_recipe(project, choice, longest, model_config, estimate), estimate, available

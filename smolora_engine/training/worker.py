@@ -26,8 +26,8 @@ from ..runs import (
 from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
-from .memory import available_memory_mb, estimate_detail, estimate_memory_mb, keep_freed_memory, memory_advice
-from .recipe import choose_recipe
+from .memory import estimate_detail, keep_freed_memory, memory_advice
+from .recipe import plan_run
 from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
 
@@ -173,9 +173,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         model = get_peft_model(model, lora_config(project))
         trainable, _total = model.get_nb_trainable_parameters()
         longest = max(len(r.input_ids) for r in data.train)
-        available = available_memory_mb(choice.device)
-        estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype, available)
-        recipe = choose_recipe(project, choice, longest, model.config, estimate)
+        recipe, estimate, available = plan_run(project, choice, longest, model.config)
         for line in recipe.lines():
             emit(ev.Log(message=line))
         if not recipe.checkpointing:
