@@ -2,9 +2,9 @@
 
 Each script runs in its own process with its own baseline (see its docstring);
 its output streams as it goes, and the summary lines are gathered at the end
-with the machine they ran on. `--quick` skips the two slow ones (training
-throughput against the SmoLoRA recipe: about 15 minutes on 2 cores; the demo:
-about 5 minutes).
+with the machine they ran on. `--quick` skips the slow ones (training
+throughput against the SmoLoRA recipe and plain TRL: about 20 minutes on 2 cores;
+the step profile: about 2 minutes; the demo: about 5 minutes).
 
 Usage: python bench/run_all.py [--quick] [--only NAME ...]
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [  # (name, script and arguments, slow)
-    ("training tokens/s vs the SmoLoRA recipe", ["train_throughput.py", "--pairs", "2", "--examples", "16"], True),
+    ("training tokens/s vs the SmoLoRA recipe and plain TRL", ["train_throughput.py", "--pairs", "2"], True),
+    ("one training step by kind of op", ["profile_step.py"], True),
     ("TUI first frame", ["first_frame.py"], False),
     ("event flood (2,000 events/s)", ["event_flood.py", "--seconds", "20"], False),
     ("preview of a 1 GB JSONL", ["preview_large.py"], False),

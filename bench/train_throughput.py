@@ -1,24 +1,28 @@
-"""Training speed: smolora's default recipe against SmoLoRA's, on the embedded model and the same tokens.
+"""Training speed: smolora's recipe against SmoLoRA's and a strong plain-TRL one, on the same tokens.
 
-Runs the two recipes alternately (A B A B ...), each in a fresh process, and prints
-tokens/s and peak memory of each, the loss each reaches after the same tokens,
-the fraction of this CPU's measured matmul FLOP/s that each reaches, and the
-median ratio as `ratio: X.XX`. This machine is noisy: only pairs run back to back
-give a ratio worth quoting.
+Three recipes train the embedded model on the same examples, alternately (A B C A B C ...),
+each in a fresh process, on two data sets: the demo's short chat samples (about 76 tokens)
+and chat samples of about 280 tokens. For each run it prints trained (non-pad) tokens/s
+after the first optimizer step, peak RSS, and the loss on held-out answers after training
+(the same held-out rows and the same answer-token loss for every recipe). Then this CPU's
+model and bf16/AMX flags, its fp32 and bf16 matmul GFLOP/s, the fraction of the limit in the
+dtype each recipe uses (4 x parameters FLOPs per token), and the medians over pairs as
+`ratio vs smolora-recipe: X.XX` and `ratio vs trl-strong: Y.YY`.
 
-- smolora recipe: SFTTrainer with the project defaults (LoRA r=16 on all linear
-  layers, gradient checkpointing, batch 1 x accumulation 8), the loss from the LM
-  head at the trained positions only, computed a chunk of positions at a time
-  through the frozen head (smolora_engine/training/loss.py).
-- SmoLoRA recipe: SFTTrainer, batch 1 x accumulation 8, fp32, LoRA r=8 alpha 16
-  dropout 0.1 on q_proj/v_proj, max length 1024, TRL's defaults otherwise
-  (gradient checkpointing on, TRL's own loss path).
+- smolora-recipe: SmoLoRA's trainer as its seed writes it. SFTTrainer on a text field (the
+  chat-formatted example), batch 1 x accumulation 8, fp32, LoRA r=8 alpha 16 dropout 0.1 on
+  q_proj/v_proj, max length 1024, learning rate 2e-4, TRL's defaults otherwise (gradient
+  checkpointing on, TRL's loss path, the loss on every token).
+- trl-strong: what a knowledgeable user of plain TRL + PEFT runs. Prompt-completion data (the
+  loss on the answers), packing with `bfd` (padding-free), the weights in bf16 where this
+  machine's probe found it faster (PEFT keeps the adapter in fp32), LoRA r=16 alpha 32 on all
+  linear layers, no gradient checkpointing, fused AdamW, learning rate 2e-4, TRL's packing
+  length (1024) and one packed row per step.
+- smolora: the training worker's own recipe for the project defaults on this machine
+  (training/recipe.py: the probed precision, step-level padding-free packing, checkpointing
+  auto; the loss from the LM head at trained positions only, training/loss.py).
 
-Both get the same pre-tokenized examples with the same label masks (loss on the
-answers), so both train on the same tokens. Tokens/s counts every input token
-after the first optimizer step (warm-up excluded).
-
-Usage: python bench/train_throughput.py [--pairs 2] [--examples 16]
+Usage: python bench/train_throughput.py [--pairs 2] [--short 128] [--long 48]
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+RECIPES = ("smolora-recipe", "trl-strong", "smolora")
+HELDOUT = 16
 TOPICS = ["rivers", "mountains", "bridges", "libraries", "gardens", "volcanoes", "harbours", "forests",
           "deserts", "glaciers", "islands", "canals", "lighthouses", "markets", "orchards", "observatories"]
 
 
-def bench_rows(n: int) -> list[dict]:
+def long_rows(n: int, start: int = 0) -> list[dict]:
     """Chat examples of about 280 tokens each, like the measurements in PERF-NOTES."""
     rows = []
-    for i in range(n):
+    for i in range(start, start + n):
         topic = TOPICS[i % len(TOPICS)]
         question = f"Tell me about {topic} number {i}, and why people visit them."
         answer = " ".join(
@@ -56,10 +62,27 @@ def bench_rows(n: int) -> list[dict]:
     return rows
 
 
-def matmul_gflops() -> float:
+def short_rows() -> list[dict]:
+    from smolora_engine.demo import demo_train_file
+
+    return [json.loads(line) for line in demo_train_file().read_text().splitlines() if line.strip()]
+
+
+def data_set(name: str, examples: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows): the held-out rows are never trained on."""
+    if name == "short":
+        rows = short_rows()
+        if examples + HELDOUT > len(rows):
+            raise SystemExit(f"the demo data has {len(rows)} rows: --short at most {len(rows) - HELDOUT}")
+        return rows[:examples], rows[-HELDOUT:]
+    return long_rows(examples), long_rows(HELDOUT, start=10_000)
+
+
+def matmul_gflops(dtype_name: str) -> float:
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     for _ in range(3):
         a @ b
     started = time.perf_counter()
@@ -69,113 +92,194 @@ def matmul_gflops() -> float:
     return 2 * 2048**3 * reps / (time.perf_counter() - started) / 1e9
 
 
-def worker(recipe: str, examples: int, out: Path) -> None:
+def cpu_facts() -> tuple[str, list[str]]:
+    from smolora_engine.precision import cpu_bf16_flags, cpu_model
+
+    return cpu_model(), cpu_bf16_flags()
+
+
+def counting(base_cls):
+    """The trainer class, counting the non-pad tokens of each training forward pass."""
+
+    class Counting(base_cls):
+        counted = 0
+
+        def compute_loss(self, model, inputs, *a, **kw):
+            if model.training:
+                mask = inputs.get("attention_mask")
+                self.counted += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+            return super().compute_loss(model, inputs, *a, **kw)
+
+    return Counting
+
+
+def heldout_loss(model, rows) -> float:
+    """Mean cross-entropy over the answer tokens of the held-out rows (their labels)."""
     import torch
-    from transformers import TrainerCallback
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in rows:
+            ids = torch.tensor([row.input_ids])
+            labels = torch.tensor([row.labels])
+            n = int((labels[:, 1:] != -100).sum())
+            loss = model(input_ids=ids, labels=labels, use_cache=False).loss
+            total, count = total + float(loss) * n, count + n
+    return total / max(count, 1)
+
+
+def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import TrainerCallback, set_seed
+    from trl import SFTConfig, SFTTrainer
 
     from smolora_engine.data import prepare
+    from smolora_engine.device import choose_device
     from smolora_engine.models import load_model
     from smolora_engine.project import DataSettings, Project
+    from smolora_engine.quiet import quiet_libraries
     from smolora_engine.training.memory import keep_freed_memory
-    from smolora_engine.training.trainer import lora_config, make_trainer_class
+    from smolora_engine.training.recipe import plan_run
+    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
 
-    if recipe == "smolora" and not Project(name="bench").training.gradient_checkpointing:
-        keep_freed_memory()
-    torch.manual_seed(0)
-    model, tokenizer = load_model("smollm2-135m-instruct")
-    model.config.use_cache = False
+    quiet_libraries()
+    train_rows, held_rows = data_set(data_name, examples)
+    steps = examples // 8
     with tempfile.TemporaryDirectory() as folder:
-        data_file = Path(folder) / "bench.jsonl"
-        data_file.write_text("\n".join(json.dumps(r) for r in bench_rows(examples)) + "\n")
-        data = prepare(DataSettings(path=str(data_file), eval_ratio=0), tokenizer, 1024)
-        from datasets import Dataset
-        from peft import LoraConfig, get_peft_model
-        from transformers import set_seed
-        from trl import SFTConfig, SFTTrainer
-
-        dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in data.train],
-                                     "labels": [r.labels for r in data.train]})
-        project = Project(name="bench")
-        set_seed(0)
-        common = dict(output_dir=folder, per_device_train_batch_size=1, gradient_accumulation_steps=8,
-                      max_steps=len(dataset) // 8, logging_steps=1, save_strategy="no", report_to="none",
-                      disable_tqdm=True, use_cpu=True, max_length=1024, seed=0, data_seed=0)
+        train_file, held_file = Path(folder) / "train.jsonl", Path(folder) / "heldout.jsonl"
+        train_file.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+        held_file.write_text("".join(json.dumps(r) + "\n" for r in held_rows))
+        common = dict(output_dir=folder, logging_steps=1, save_strategy="no", report_to="none",
+                      disable_tqdm=True, use_cpu=True, seed=0, data_seed=0)
         if recipe == "smolora":
-            args = SFTConfig(learning_rate=project.training.learning_rate, lr_scheduler_type="constant",
-                             gradient_checkpointing=project.training.gradient_checkpointing, **common)
+            project = Project(name="bench")
+            project.data.path = str(train_file)
+            project.data.eval_ratio = 0
+            project.training.max_steps = steps
+            choice = choose_device("cpu", project.model.dtype, for_training=True)
+            dtype = choice.dtype
+            model, tokenizer = load_model(project.model.base, device="cpu", dtype=dtype)
+            model.config.use_cache = False
+            data = prepare(project.data, tokenizer, project.training.max_length)
+            dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in data.train],
+                                         "labels": [r.labels for r in data.train]})
+            set_seed(project.training.seed)
             peft_model = get_peft_model(model, lora_config(project))
-            base_cls = make_trainer_class()
+            plan, _estimate, _free = plan_run(project, choice, max(len(r.input_ids) for r in data.train),
+                                              model.config)
+            if not plan.checkpointing:
+                keep_freed_memory()
+            args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
+            args.save_strategy, args.logging_steps = "no", 1
+            trainer_cls, extra = counting(make_trainer_class()), {}
+            described = " / ".join(plan.lines())
         else:
-            args = SFTConfig(learning_rate=2e-4, lr_scheduler_type="constant", optim="adamw_torch", **common)
-            peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, bias="none",
-                                                          task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"]))
-            base_cls = SFTTrainer
-
-        class Counting(base_cls):
-            counted = 0
-
-            def compute_loss(self, model, inputs, *a, **kw):
-                if model.training:
-                    self.counted += int(inputs["input_ids"].numel())
-                return super().compute_loss(model, inputs, *a, **kw)
+            strong = recipe == "trl-strong"
+            dtype = choose_device("cpu", "auto", for_training=True).dtype if strong else "float32"
+            model, tokenizer = load_model("smollm2-135m-instruct", device="cpu", dtype=dtype)
+            model.config.use_cache = False
+            data = prepare(DataSettings(path=str(train_file), eval_ratio=0), tokenizer, 1024)
+            set_seed(0)
+            if strong:
+                dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
+                                             for r in train_rows])
+                lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+                                  target_modules="all-linear")
+                renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
+                args = SFTConfig(learning_rate=2e-4, lr_scheduler_type="constant", optim="adamw_torch_fused",
+                                 packing=True, packing_strategy="bfd", per_device_train_batch_size=1,
+                                 gradient_accumulation_steps=1, max_length=1024, num_train_epochs=1,
+                                 **{"activation_checkpointing" if renamed else "gradient_checkpointing": False},
+                                 **common)
+            else:
+                dataset = Dataset.from_list([{"text": tokenizer.apply_chat_template(r["messages"], tokenize=False)}
+                                             for r in train_rows])
+                lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, bias="none", task_type="CAUSAL_LM",
+                                  target_modules=["q_proj", "v_proj"])
+                args = SFTConfig(per_device_train_batch_size=1, gradient_accumulation_steps=8, learning_rate=2e-4,
+                                 max_steps=steps, optim="adamw_torch", fp16=False, bf16=False, max_length=1024,
+                                 dataset_text_field="text", **common)
+            peft_model = get_peft_model(model, lora)
+            trainer_cls, extra = counting(SFTTrainer), {}
+            described = (f"{dtype}, packing bfd rows of 1024, all-linear r16, checkpointing off, fused AdamW"
+                         if strong else "fp32, batch 1 x 8, q/v r8, TRL defaults (checkpointing on)")
 
         marks: list[tuple[float, int]] = []
-        losses: list[float] = []
 
         class Clock(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 marks.append((time.perf_counter(), trainer.counted))
 
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "loss" in logs:
-                    losses.append(float(logs["loss"]))
-
-        trainer = Counting(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                           callbacks=[Clock()])
+        torch.manual_seed(0)
+        trainer = trainer_cls(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                              callbacks=[Clock()], **extra)
         trainer.train()
+        held = prepare(DataSettings(path=str(held_file), eval_ratio=0), tokenizer, 1024).train
+        loss = heldout_loss(peft_model, held)
     (t0, k0), (t1, k1) = marks[0], marks[-1]
-    trainable, total = peft_model.get_nb_trainable_parameters()
+    _trainable, total = peft_model.get_nb_trainable_parameters()
     out.write_text(json.dumps({
-        "recipe": recipe, "tokens_per_s": (k1 - k0) / (t1 - t0), "tokens": k1,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "final_loss": statistics.mean(losses[-2:]), "losses": losses, "parameters": total,
+        "recipe": recipe, "tokens_per_s": (k1 - k0) / (t1 - t0), "tokens": k1, "steps": len(marks),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "heldout_loss": loss,
+        "parameters": total, "dtype": dtype, "described": described,
     }))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--examples", type=int, default=16)
-    parser.add_argument("--worker", choices=("smolora", "smoLoRA-recipe"))
+    parser.add_argument("--short", type=int, default=128, help="training examples of the short data set")
+    parser.add_argument("--long", type=int, default=48, help="training examples of the long data set")
+    parser.add_argument("--worker", choices=RECIPES)
+    parser.add_argument("--data", choices=("short", "long"))
+    parser.add_argument("--examples", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.examples, args.out)
+        worker(args.worker, args.data, args.examples, args.out)
         return
+    from smolora_engine.device import choose_device
     from smolora_engine.models import ensure_model
 
     ensure_model("smollm2-135m-instruct")
-    gflops = matmul_gflops()
-    results: dict[str, list[dict]] = {"smoLoRA-recipe": [], "smolora": []}
+    choose_device("cpu", "auto", for_training=True)  # the probe, once, before any run is timed
+    model, flags = cpu_facts()
+    gflops = {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}
+    print(f"CPU: {model}; bf16/AMX flags: {', '.join(flags) or 'none'}; {os.cpu_count()} cores; "
+          f"matmul 2048^3: {gflops['float32']:.0f} GFLOP/s fp32, {gflops['bfloat16']:.0f} GFLOP/s bf16", flush=True)
+    ratios: dict[str, list[float]] = {"smolora-recipe": [], "trl-strong": []}
     with tempfile.TemporaryDirectory() as folder:
-        for pair in range(args.pairs):
-            for recipe in ("smoLoRA-recipe", "smolora"):
-                out = Path(folder) / f"{recipe}-{pair}.json"
-                subprocess.run([sys.executable, __file__, "--worker", recipe, "--examples", str(args.examples),
-                                "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
-                result = json.loads(out.read_text())
-                results[recipe].append(result)
-                print(f"pair {pair + 1} {recipe:>15}: {result['tokens_per_s']:7.1f} tokens/s, "
-                      f"peak {result['peak_rss_mb']:6.0f} MB, loss after {result['tokens']} tokens "
-                      f"{result['final_loss']:.4f}", flush=True)
-    ratios = [b["tokens_per_s"] / a["tokens_per_s"] for a, b in zip(results["smoLoRA-recipe"], results["smolora"])]
-    limit = gflops * 1e9 / (4 * results["smolora"][0]["parameters"])
-    for recipe, runs in results.items():
-        rate = statistics.median(r["tokens_per_s"] for r in runs)
-        print(f"{recipe:>15}: median {rate:.1f} tokens/s, peak {max(r['peak_rss_mb'] for r in runs):.0f} MB, "
-              f"final loss {statistics.mean(r['final_loss'] for r in runs):.4f}, "
-              f"{rate / limit:.0%} of the FLOP limit ({limit:.0f} tokens/s at {gflops:.0f} GFLOP/s)")
-    print(f"ratio: {statistics.median(ratios):.2f}")
+        for data_name, examples in (("short", args.short), ("long", args.long)):
+            results: dict[str, list[dict]] = {r: [] for r in RECIPES}
+            for pair in range(args.pairs):
+                for recipe in RECIPES:
+                    out = Path(folder) / f"{data_name}-{recipe}-{pair}.json"
+                    subprocess.run([sys.executable, __file__, "--worker", recipe, "--data", data_name,
+                                    "--examples", str(examples), "--out", str(out)], check=True,
+                                   stdout=subprocess.DEVNULL)
+                    r = json.loads(out.read_text())
+                    results[recipe].append(r)
+                    print(f"{data_name} pair {pair + 1} {recipe:>14}: {r['tokens_per_s']:7.1f} tokens/s, "
+                          f"peak {r['peak_rss_mb']:6.0f} MB, held-out answer loss {r['heldout_loss']:.4f} after "
+                          f"{r['tokens']} tokens in {r['steps']} steps", flush=True)
+            print(f"{data_name} data ({examples} examples):")
+            for recipe, runs in results.items():
+                rate = statistics.median(r["tokens_per_s"] for r in runs)
+                limit = gflops[runs[0]["dtype"]] * 1e9 / (4 * runs[0]["parameters"])
+                print(f"  {recipe:>14}: median {rate:7.1f} tokens/s, peak {max(r['peak_rss_mb'] for r in runs):.0f} "
+                      f"MB, held-out loss {statistics.mean(r['heldout_loss'] for r in runs):.4f}, "
+                      f"{rate / limit:.0%} of the {runs[0]['dtype']} limit ({limit:.0f} tokens/s); "
+                      f"{runs[0]['described']}")
+            for baseline in ratios:
+                pair_ratios = [b["tokens_per_s"] / a["tokens_per_s"]
+                               for a, b in zip(results[baseline], results["smolora"])]
+                ratios[baseline] += pair_ratios
+                print(f"  ratio vs {baseline} on {data_name} data: {statistics.median(pair_ratios):.2f}")
+    for baseline, values in ratios.items():
+        print(f"ratio vs {baseline}: {statistics.median(values):.2f}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from .paths import cache_dir
 PROBE_VERSION = 1
 LOSS_TOLERANCE = 0.02  # bf16's loss after the same tokens may be at most 2 % above float32's
 MIN_SPEEDUP = 1.10  # and it must be clearly faster, not faster by noise
+GIVE_UP_SLOWER = 2.0  # a candidate step this many times float32's ends its measurement: clearly not faster
+FIRST_STEP_SLACK = 5.0  # (the first step, which also sets up, this many times more)
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,11 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
     losses: dict[str, float] = {}
     for _round in range(2):  # alternated, the faster of two rounds each: a busy machine skews both alike
         for dtype in times:
+            # A candidate far slower than float32 (bf16 emulated on a CPU without bf16 units: 10-30x) is
+            # given up on early: its verdict is known, and finishing would take minutes.
+            give_up = GIVE_UP_SLOWER * min(times["float32"]) if dtype != "float32" else None
             try:
-                seconds, losses[dtype] = _train_probe(device, dtype, steps)
+                seconds, losses[dtype] = _train_probe(device, dtype, steps, give_up)
             except (RuntimeError, TypeError) as exc:  # the candidate does not run here at all
                 if dtype == "float32":
                     raise
@@ -161,6 +166,8 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
                                    losses["float32"], float("nan"), "float32",
                                    f"{candidate} does not train on this {device}: {str(exc).splitlines()[0]}")
             times[dtype].append(seconds)
+        if min(times[candidate]) > GIVE_UP_SLOWER * min(times["float32"]):
+            break  # a second round cannot change a verdict this clear
     fp32_time, cand_time = min(times["float32"]), min(times[candidate])
     fp32_loss, cand_loss = losses["float32"], losses[candidate]
     chosen, reason = decide(device, candidate, fp32_time, cand_time, fp32_loss, cand_loss)
@@ -182,8 +189,11 @@ def decide(device: str, candidate: str, fp32_time: float, cand_time: float, fp32
     return candidate, f"{measured}, loss within {abs(gap):.1%}"
 
 
-def _train_probe(device: str, dtype: str, steps: int) -> tuple[float, float]:
-    """Seconds per step (after two warm-up steps) and the loss after `steps` steps, from the same start."""
+def _train_probe(device: str, dtype: str, steps: int, give_up_s: float | None = None) -> tuple[float, float]:
+    """Seconds per step (after two warm-up steps) and the loss after `steps` steps, from the same start.
+
+    With `give_up_s`, a run whose first step takes FIRST_STEP_SLACK times that, or whose second warm-up
+    step or timed steps so far take longer than that per step, stops there: its seconds per step so far, and a NaN loss (it did not finish)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -205,9 +215,16 @@ def _train_probe(device: str, dtype: str, steps: int) -> tuple[float, float]:
             if device == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
+        step_started = time.perf_counter()
         loss = model(input_ids=batch, labels=batch, use_cache=False).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if give_up_s is not None and device != "cuda":  # (CUDA runs ahead of the clock: no early verdict)
+            first_limit = FIRST_STEP_SLACK * give_up_s  # the first step also pays for setting up
+            if index <= 1 and time.perf_counter() - step_started > (give_up_s if index else first_limit):
+                return time.perf_counter() - step_started, float("nan")
+            if index >= 3 and (time.perf_counter() - started) / (index - 1) > give_up_s:
+                return (time.perf_counter() - started) / (index - 1), float("nan")
     final = float(loss.detach().float().cpu())
     return (time.perf_counter() - started) / steps, final

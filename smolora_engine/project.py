@@ -238,7 +238,8 @@ class NotifySettings:
 @dataclass
 class OutputSettings:
     export_format: str = setting("gguf", "Export format for llama.cpp / Ollama.", choices=("gguf",))
-    export_quant: str = setting("q8_0", "GGUF tensor type.", choices=("f16", "q8_0"))
+    export_quant: str = setting("q8_0", "GGUF tensor type (k-quants need llama.cpp's quantizer).",
+                                choices=("q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "q4_0", "q4_1", "q5_0", "q5_1"))
 
 
 SECTIONS: dict[str, type] = {

@@ -103,7 +103,7 @@ def test_export_check_catches_a_broken_conversion(trained, monkeypatch):
 
     assert main(["merge", "--project", trained]) == 0
     (run,) = list_runs(trained)
-    monkeypatch.setattr(export, "_permute", lambda weights, heads: weights[::-1].copy())
+    monkeypatch.setattr(export.families, "permute", lambda weights, heads: weights[::-1].copy())
     report = export.export_merged(run.folder / "merged", run.folder / "broken", "f16")
     assert report["check"]["max_abs_logprob_diff"] > 0.25 and not report["ok"]
 

@@ -159,3 +159,15 @@ def test_the_probe_measures_once_per_machine_and_is_kept(monkeypatch):
     assert (choice.dtype, choice.dtype_reason) == (result.chosen, result.reason)
     assert choose_device("cpu", "auto").dtype == "float32"  # inference keeps float32 off CUDA
     assert choose_device("cpu", "float32", for_training=True).dtype_reason == "model.dtype is set in the project"
+
+
+def test_a_far_slower_candidate_is_given_up_on_after_its_first_step():
+    """bf16 emulated on a CPU without bf16 units runs 10-30x slower: the probe stops it, not after minutes."""
+    import time
+
+    started = time.perf_counter()
+    seconds, loss = precision._train_probe("cpu", "float32", steps=50, give_up_s=1e-6)
+    assert math.isnan(loss) and seconds > 1e-6
+    assert time.perf_counter() - started < 30  # one step, not 52
+    _seconds, loss = precision._train_probe("cpu", "float32", steps=2, give_up_s=None)
+    assert math.isfinite(loss)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .. import paths
+from ..export.quants import QUANTS
 from ..project import ProjectError
 from . import artifacts, data, inference, projects, training  # noqa: F401  (they register their commands)
 from .common import COMMANDS, fail
@@ -106,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", type=int, metavar="STEP", help="a checkpoint instead of the final adapter")
         if name == "export":
             p.add_argument("--format", default="gguf", choices=("gguf",))
-            p.add_argument("--quant", default="q8_0", choices=("f16", "q8_0"))
+            p.add_argument("--quant", choices=QUANTS,
+                           help="GGUF tensor type (default: the project's output.export_quant); q4_k_m, "
+                                "q5_k_m and q6_k need llama.cpp's quantizer (pip install \"smolora-tui[llamacpp]\")")
         p.add_argument("--json", action="store_true", help="print progress and the result as JSON events")
 
     p = sub.add_parser("serve", help="answer JSON requests on stdin with streamed token events on stdout",

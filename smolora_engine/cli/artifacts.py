@@ -36,7 +36,7 @@ def _artifact_command(args: argparse.Namespace, work: Callable[[Callable], dict]
         return fail(str(exc))
     if args.json:
         emit(ev.Finished(path=report["path"], details=report))
-    return 0 if report.get("ok", True) else 1
+    return 1 if report.get("ok", True) is False else 0  # None: nothing could check it, and it says so
 
 
 @command("merge")
@@ -62,17 +62,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_run
     from ..projects import load_project
 
-    load_project(args.project)
+    quant = args.quant or load_project(args.project).output.export_quant
 
     def work(emit):
-        report = export_run(args.project, args.run, args.checkpoint, args.quant, emit)
+        report = export_run(args.project, args.run, args.checkpoint, quant, emit)
         if not args.json:
-            check = report["check"]
-            print(f"wrote {report['path']} ({report['bytes'] / 2**20:.0f} MiB, {report['quant']})")
+            print(f"wrote {report['path']} ({report['bytes'] / 2**20:.0f} MiB, {report['quant']}, "
+                  f"{report['family']})")
             print(f"wrote {report['modelfile']} ({report['ollama_template']})")
-            print(f"check: reloaded with transformers, next-token agreement with the merged model "
-                  f"{check['agreement']:.1%} of {check['positions']} positions, last token {check['next_token_agreement']}, "
-                  f"same tokenization: {'yes' if check['same_tokenization'] else 'NO'}")
-            print(f"use it: cd {Path(report['path']).parent} && ollama create {args.project} -f Modelfile")
+            for name, check in report["checks"].items():
+                print(f"check ({name}): next-token agreement with the merged model {check['agreement']:.1%} of "
+                      f"{check['positions']} positions, last token {check['next_token_agreement']}, largest "
+                      f"log-prob difference {check['max_abs_logprob_diff']:.3f}, same tokenization: "
+                      f"{'yes' if check['same_tokenization'] else 'NO'}")
+                if "as_stored" in check:
+                    stored = check["as_stored"]
+                    print(f"  against the merged model rounded as the file stores it: {stored['agreement']:.1%}, "
+                          f"largest log-prob difference {stored['max_abs_logprob_diff']:.3f}")
+                if "chat" in check:
+                    chat = check["chat"]
+                    print(f"  one chat turn through the file's template: "
+                          f"{'stopped at the end of the turn' if chat['stopped_at_end_of_turn'] else 'did NOT stop'}"
+                          f", {'the merged model’s answer' if chat['same_answer'] else 'a different answer'}")
+            for reason in report["unchecked"]:
+                print(f"not checked: {reason}")
+            verdict = "ok" if report["ok"] else "FAILED" if report["checks"] else "NOT CHECKED"
+            print(f"export check: {verdict}")
+            print(f"use it: cd {Path(report['path']).parent} && ollama create {args.project} "
+                  f"-f {Path(report['modelfile']).name}")
         return report
     return _artifact_command(args, work)

@@ -20,6 +20,7 @@ from textual.widgets import Button, Label, ProgressBar, RichLog, Select, Static
 
 from smolora_engine import events as ev
 from smolora_engine.export import export_dir, read_export_report
+from smolora_engine.export.quants import DESCRIPTIONS, QUANTS, llamacpp_available, needs_llamacpp
 from smolora_engine.merge import merged_dir, read_merge_report
 from smolora_engine.runs import checkpoints, list_runs, run_dir
 
@@ -27,7 +28,13 @@ from ..engine_cli import reap, spawn
 from .rewrap_log import RewrapLog
 from .run_text import short_id
 
-QUANTS = [("q8_0 (8-bit, half the size)", "q8_0"), ("f16 (16-bit)", "f16")]
+
+
+def quant_options() -> list[tuple[str, str]]:
+    """The GGUF types, k-quants marked when llama.cpp's quantizer is not installed."""
+    usable = llamacpp_available()
+    return [(f"{quant} ({DESCRIPTIONS[quant]}{'' if usable or not needs_llamacpp(quant) else ', not installed'})",
+             quant) for quant in QUANTS]
 Source = tuple[str, int | None]  # (run id, checkpoint step or None for the final adapter)
 
 
@@ -57,12 +64,23 @@ def describe_merge(report: dict | None) -> Text:
 def describe_export(report: dict | None) -> Text:
     if report is None:
         return Text("not exported yet: press e", style="dim")
-    ok, check = report.get("ok"), report.get("check", {})
-    text = Text.assemble(("GGUF ", "bold"), (report.get("quant", "?") + " "),
-                         ("✓ verified" if ok else "✗ check failed", "green" if ok else "bold red"))
-    text.append(f"\n  argmax agreement {check.get('agreement', 0):.1%}, largest log-prob difference "
-                f"{check.get('max_abs_logprob_diff', 0):.3f}, same tokenization: "
-                f"{'yes' if check.get('same_tokenization') else 'NO'}")
+    ok = report.get("ok")
+    checks = report.get("checks") or ({"transformers": report["check"]} if report.get("check") else {})
+    verdict = ("✓ verified", "green") if ok else ("✗ check failed", "bold red") if checks else ("? not checked",
+                                                                                           "bold yellow")
+    text = Text.assemble(("GGUF ", "bold"), (report.get("quant", "?") + " "), verdict)
+    for name, check in checks.items():
+        text.append(f"\n  {name}: argmax agreement {check.get('agreement', 0):.1%}, largest log-prob difference "
+                    f"{check.get('max_abs_logprob_diff', 0):.3f}, same tokenization: "
+                    f"{'yes' if check.get('same_tokenization') else 'NO'}")
+        if check.get("as_stored"):
+            text.append(f"\n    rounded as stored: agreement {check['as_stored']['agreement']:.1%}")
+        chat = check.get("chat")
+        if chat:
+            text.append(f"\n    chat turn: {'stops at the end of the turn' if chat['stopped_at_end_of_turn'] else 'did not stop'}"
+                        f", {'same answer as the merged model' if chat['same_answer'] else 'answer differs'}")
+    for reason in report.get("unchecked", []):
+        text.append(f"\n  {reason}", style="dim")
     text.append(f"\n  file: {report.get('path', '')} ({report.get('bytes', 0) / 2**20:.0f} MB)")
     modelfile = report.get("modelfile", "")
     text.append(f"\n  Ollama: {modelfile}  (ollama create NAME -f {Path(modelfile).name or 'Modelfile'})")
@@ -101,7 +119,7 @@ class MergePane(Widget):
             yield Label("Adapter: a run, or a checkpoint")
             yield Select([], prompt="no finished run yet", id="merge-source", compact=True)
             yield Label("GGUF type")
-            yield Select(QUANTS, value="q8_0", allow_blank=False, id="quant", compact=True)
+            yield Select(quant_options(), value="q8_0", allow_blank=False, id="quant", compact=True)
             with Horizontal(id="merge-buttons"):
                 yield Button("Merge", id="merge", variant="primary", compact=True, tooltip="m")
                 yield Button("Export", id="export", variant="success", compact=True, tooltip="e")
@@ -216,8 +234,9 @@ class MergePane(Widget):
         if isinstance(final, ev.Finished):
             ok = final.details.get("ok", True)
             bar.update(progress=1.0)
-            status.update(Text(f"{command}: done" + ("" if ok else " — but the check failed, see below"),
-                               style="green" if ok else "bold red"))
+            note, style = {True: ("", "green"), False: (" — but the check failed, see below", "bold red"),
+                           None: (" — nothing here could check it, see below", "bold yellow")}[ok]
+            status.update(Text(f"{command}: done{note}", style=style))
             self.notify(f"{command} finished: {final.path}", severity="information" if ok else "warning")
         else:
             message = final.message if isinstance(final, ev.Error) else \

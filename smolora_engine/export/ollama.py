@@ -1,0 +1,115 @@
+"""The Modelfile for Ollama: the model's chat template translated into Ollama's Go template.
+
+The translation is checked against the Jinja template itself (a system + three-turn
+conversation rebuilt character for character); a template it cannot translate
+faithfully is left out, with a note saying to write TEMPLATE by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..data.chat_format import ChatFormat
+
+@dataclass
+class OllamaTemplate:
+    template: str | None  # a Go template, or None when the chat template could not be translated
+    stops: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[str] | None = None) -> OllamaTemplate:
+    """Translate the model's chat template into an Ollama (Go) template.
+
+    The Jinja template is rendered with marker contents; the text around each
+    marker gives each role's prefix and suffix. The parts are then checked by
+    rebuilding a system + three-turn conversation and comparing it with the
+    Jinja rendering, character for character. The template is rendered with the
+    run's template options (`fmt`), as training rendered it. The stops are the
+    assistant turn's closing text, the eos, and the family's `end_of_turn` tokens.
+    """
+    sys_m, user_m, asst_m, user2_m = "SYSMARKQZX", "USERMARKQZX", "ASSTMARKQZX", "USER2MARKQZX"
+    eos = tokenizer.eos_token or ""
+    ends = [s for s in dict.fromkeys([eos, *(end_of_turn or [])]) if s]
+    fmt = fmt or ChatFormat()
+
+    def render(messages, generation=False):
+        return fmt.template(tokenizer, messages, generation)
+
+    if not getattr(tokenizer, "chat_template", None):
+        return OllamaTemplate(None, ends, "the model has no chat template: Ollama will use the raw prompt")
+    u, a, u2 = ({"role": "user", "content": user_m}, {"role": "assistant", "content": asst_m},
+                {"role": "user", "content": user2_m})
+    try:
+        one, one_gen = render([u]), render([u], True)
+        two, three = render([u, a]), render([u, a, u2])
+        if not one_gen.startswith(one) or one_gen == one:
+            raise ValueError("no generation prompt")
+        gen = one_gen[len(one):]
+        asst_suffix = two[two.index(asst_m) + len(asst_m):]
+        # the answer as a turn of the history (followed by another user turn): templates such as Qwen3's
+        # give the last answer a think block, and the history's answers none, as the Go template does
+        middle = three[three.index(user_m) + len(user_m):three.index(asst_m)]
+        if not middle.endswith(gen):
+            raise ValueError("the answer does not follow the generation prompt")
+        user_suffix = middle[:len(middle) - len(gen)]
+        between = three[three.index(asst_m) + len(asst_m):three.index(user2_m)]
+        if not between.startswith(asst_suffix):
+            raise ValueError("turns are not separated the same way")
+        user_prefix = between[len(asst_suffix):]
+        head = one[:one.index(user_m)]
+        if not head.endswith(user_prefix):
+            raise ValueError("the first turn is rendered differently")
+        default_head = head[:len(head) - len(user_prefix)]
+        sys_prefix = sys_suffix = None
+        try:
+            with_system = render([{"role": "system", "content": sys_m}, u])
+            sys_prefix = with_system[:with_system.index(sys_m)]
+            rest = with_system[with_system.index(sys_m) + len(sys_m):with_system.index(user_m)]
+            if rest.endswith(user_prefix):
+                sys_suffix = rest[:len(rest) - len(user_prefix)]
+        except Exception:  # a template without a system role
+            pass
+        expected = render([{"role": "system", "content": sys_m}, u, a, u2], True) if sys_suffix is not None else None
+        rebuilt = (f"{sys_prefix}{sys_m}{sys_suffix}{user_prefix}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}"
+                   f"{user_prefix}{user2_m}{user_suffix}{gen}")
+        if expected is not None and rebuilt != expected:
+            raise ValueError("the rebuilt conversation differs from the chat template's")
+        if render([u, a, u2], True) != f"{default_head}{user_prefix}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}" \
+                                       f"{user_prefix}{user2_m}{user_suffix}{gen}":
+            raise ValueError("the rebuilt conversation differs from the chat template's")
+    except (ValueError, TypeError) as exc:
+        return OllamaTemplate(None, ends,
+                              f"the chat template could not be translated ({exc}); write TEMPLATE by hand")
+    parts = [default_head, user_prefix, user_suffix, gen, asst_suffix, sys_prefix or "", sys_suffix or ""]
+    if any("{{" in p or '"""' in p for p in parts):
+        return OllamaTemplate(None, ends, "the chat template's text cannot be quoted in a Modelfile")
+    if sys_suffix is not None:
+        system = f"{{{{ if .System }}}}{sys_prefix}{{{{ .System }}}}{sys_suffix}{{{{ else }}}}{default_head}{{{{ end }}}}"
+    else:
+        system = default_head
+    template = (f"{system}{{{{ range .Messages }}}}{{{{ if eq .Role \"user\" }}}}{user_prefix}{{{{ .Content }}}}"
+                f"{user_suffix}{{{{ else if eq .Role \"assistant\" }}}}{gen}{{{{ .Content }}}}{asst_suffix}"
+                f"{{{{ end }}}}{{{{ end }}}}{gen}")
+    stops = [s for s in dict.fromkeys([asst_suffix.strip(), *ends]) if s]
+    return OllamaTemplate(template, stops, "translated from the chat template and checked against it")
+
+
+def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int, system: str = "",
+                   name: str = "Modelfile") -> str:
+    """The Modelfile (written as `name`); `system` is the run's configured system message (data.system_prompt)."""
+    lines = [f"# Written by smolora export. Use: ollama create NAME -f {name}",
+             f"FROM ./{gguf_name}"]
+    if template.template is not None:
+        lines.append(f'TEMPLATE """{template.template}"""')
+    else:
+        lines.append(f"# {template.note}")
+    if system and '"""' not in system:
+        lines.append(f'SYSTEM """{system}"""')
+    elif system:
+        lines.append('# the run\'s system message contains """ and cannot be quoted here: set SYSTEM by hand')
+    lines += [f"PARAMETER stop {json.dumps(stop)}" for stop in template.stops]
+    lines += ["PARAMETER temperature 0.7", "PARAMETER top_p 0.9", f"PARAMETER num_ctx {min(context_length, 4096)}"]
+    return "\n".join(lines) + "\n"
+
