@@ -16,6 +16,7 @@ avx512_bf16); without them it is emulated and slower, so float32 wins there.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class ProbeResult:
     float32_step_s: float
     candidate_step_s: float
     float32_loss: float
-    candidate_loss: float
+    candidate_loss: float | None  # None: not measured (the candidate was given up on, or does not run)
     chosen: str
     reason: str
 
@@ -163,7 +164,7 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
                 if dtype == "float32":
                     raise
                 return ProbeResult(device, machine_name(device), candidate, min(times["float32"]), 0.0,
-                                   losses["float32"], float("nan"), "float32",
+                                   losses["float32"], None, "float32",
                                    f"{candidate} does not train on this {device}: {str(exc).splitlines()[0]}")
             times[dtype].append(seconds)
         if min(times[candidate]) > GIVE_UP_SLOWER * min(times["float32"]):
@@ -171,8 +172,8 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
     fp32_time, cand_time = min(times["float32"]), min(times[candidate])
     fp32_loss, cand_loss = losses["float32"], losses[candidate]
     chosen, reason = decide(device, candidate, fp32_time, cand_time, fp32_loss, cand_loss)
-    return ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss, cand_loss,
-                       chosen, reason)
+    return ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss,
+                       None if math.isnan(cand_loss) else cand_loss, chosen, reason)
 
 
 def decide(device: str, candidate: str, fp32_time: float, cand_time: float, fp32_loss: float,

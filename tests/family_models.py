@@ -101,7 +101,7 @@ FAMILIES = {
                         None, "<|im_end|>", "<|im_end|>"),
     "qwen3": FamilySpec("qwen3", "Qwen3Config", QWEN3,
                         ("<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"),
-                        None, "<|im_end|>", "<|im_end|>", (("head_dim", 16),)),
+                        None, "<|im_end|>", "<|im_end|>", (("head_dim", 128),)),
     "smollm3": FamilySpec("smollm3", "SmolLM3Config", SMOLLM3,
                           ("<unk>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>"), None, "<|im_end|>",
                           "<|im_end|>", (("num_hidden_layers", 4),)),  # every 4th layer has no rope
@@ -117,7 +117,7 @@ FAMILIES = {
                            ("attention_multiplier", 0.0078125), ("logits_scaling", 8.0))),
     "gemma3": FamilySpec("gemma3", "Gemma3TextConfig", GEMMA3,
                          ("<unk>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>"), "<bos>", "<end_of_turn>",
-                         "<end_of_turn>", (("head_dim", 16), ("sliding_window", 64)), sentencepiece=True),
+                         "<end_of_turn>", (("head_dim", 128), ("sliding_window", 64)), sentencepiece=True),
 }
 
 
@@ -147,10 +147,11 @@ def make_family_model(folder: Path, family: str) -> Path:
     tokenizer.chat_template = spec.template
     vocab = tokenizer.get_vocab()
     torch.manual_seed(0)
-    settings = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+    # rows of 256: whole blocks for the k-quants (q4_k_m ...), as in every real model
+    settings = dict(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                     bos_token_id=vocab.get(spec.bos) if spec.bos else None, eos_token_id=vocab[spec.eos],
-                    pad_token_id=vocab[spec.eos], tie_word_embeddings=True, initializer_range=0.3)
+                    pad_token_id=vocab[spec.eos], tie_word_embeddings=True, initializer_range=0.1)
     config = getattr(transformers, spec.config)(**{**settings, **dict(spec.extra)})
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.eos_token_id = sorted({vocab[spec.eos], vocab[spec.end_of_turn]})

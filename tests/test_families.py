@@ -32,7 +32,7 @@ def train_and_merge(name: str, folder) -> str:
     project.training.grad_accum = 1
     project.training.max_steps = 2
     project.training.eval_steps = 0
-    project.training.max_length = 128
+    project.training.max_length = 512  # the tiny tokenizer spells SmolLM3's long system header out
     project.training.learning_rate = 5e-2
     project.eval.samples = 0
     save_project(project)
@@ -67,13 +67,13 @@ def test_family_trains_merges_and_exports(family_models, name):
     quants = ["f16", "q4_0"] + (["q4_k_m"] if llamacpp_available() else [])
     for quant in quants:
         report = export_run(project, quant=quant)
-        assert report["ok"], (quant, report["checks"], report["unchecked"])
+        assert report["ok"], (quant, json.dumps(report["checks"], indent=1), report["unchecked"])
         for check_name, check in report["checks"].items():
             assert check["same_tokenization"], check_name
-            if "as_stored" in check:  # the conversion itself is exact, even in 4 bits
-                assert check["as_stored"]["agreement"] >= (0.99 if check_name == "transformers" else 0.9)
-            elif quant == "f16":
-                assert check["agreement"] >= 0.99
+            # the file computes what the merged model does with its weights rounded as stored, even in 4 bits
+            assert check["as_stored"]["mean_kl"] < (1e-3 if check_name == "transformers" else 0.05)
+            if quant == "f16":
+                assert check["agreement"] >= 0.98 and check["mean_kl"] < 0.01
         if not llamacpp_available():
             assert any("llama-cpp-python is not installed" in r for r in report["unchecked"])
         reader = gguf.GGUFReader(report["path"])
@@ -85,7 +85,7 @@ def test_family_trains_merges_and_exports(family_models, name):
     assert f'PARAMETER stop "{spec.end_of_turn}"' in modelfile
     tokenizer = AutoTokenizer.from_pretrained(run.folder / "merged")
     if name == "mistral":  # the system message moves into the last user turn: no Go template says that
-        assert "TEMPLATE" not in modelfile and "write TEMPLATE by hand" in modelfile
+        assert 'TEMPLATE """' not in modelfile and "write TEMPLATE by hand" in modelfile
         return
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
     expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -121,7 +121,8 @@ def test_llama3_rope_factors_are_written(family_models, tmp_path):
     report = write_gguf(family_models["llama3"], tmp_path / "l.gguf", "f16")
     reader = gguf.GGUFReader(report["path"])
     freqs = next(t for t in reader.tensors if t.name == "rope_freqs.weight")
-    assert len(freqs.data) == 8 and float(freqs.data.max()) == 32.0 and float(freqs.data.min()) == 1.0
+    assert len(freqs.data) == 256 // 4 // 2  # one factor per rotary frequency: head_dim / 2
+    assert float(freqs.data.max()) == 32.0 and float(freqs.data.min()) == 1.0  # the low ones scaled, high ones kept
 
 
 def test_a_k_quant_without_llamacpp_says_how_to_get_it(monkeypatch):

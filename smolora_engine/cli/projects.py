@@ -148,7 +148,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     if known:
         print(f"probe: {known.float32_step_s * 1000:.0f} ms per step in float32, "
               f"{known.candidate_step_s * 1000:.0f} ms in {known.candidate}; loss {known.float32_loss:.4f} and "
-              + (f"{known.candidate_loss:.4f}" if known.candidate_loss == known.candidate_loss
+              + (f"{known.candidate_loss:.4f}" if known.candidate_loss is not None
                  else f"not measured ({known.candidate} was given up on as far slower)")
               + f" (kept in {precision.probe_file()}; --remeasure runs it again)")
     print(f"inference and merge precision: {plain.dtype}")

@@ -19,7 +19,8 @@ from ..data.chat_format import ChatFormat
 from .errors import ExportError
 from .gguf_writer import write_gguf
 from .ollama import OllamaTemplate, modelfile_text, ollama_template
-from .quants import INSTALL_LLAMACPP, LIMITS, QUANTS, check_quant, llamacpp_available, needs_llamacpp
+from .quants import (INSTALL_LLAMACPP, KL_LIMITS, QUANTS, STORED_KL, check_quant, llamacpp_available,
+                     needs_llamacpp)
 
 __all__ = ["ExportError", "OllamaTemplate", "QUANTS", "export_dir", "export_merged", "export_run",
            "modelfile_text", "ollama_template", "read_export_report", "write_gguf"]
@@ -49,18 +50,13 @@ def _write(merged: Path, gguf_path: Path, quant: str, tokenizer, emit: Emit | No
     return {**report, "path": str(gguf_path), "quant": quant, "bytes": gguf_path.stat().st_size}
 
 
-def _verdict(check: dict, quant: str, exact: bool) -> bool:
-    """Same tokenization, and agreement: with the model rounded as stored where known (`exact`: transformers
-    computes in float32 as the reference does; llama.cpp also rounds activations, so f16's limits), and
-    sane agreement with the unrounded model at the type's limits."""
-    stored = check.get("as_stored")
-    if stored is not None:
-        agreement, diff = (0.99, 0.05) if exact else LIMITS["f16"]
-        if stored["agreement"] < agreement or stored["max_abs_logprob_diff"] > diff:
-            return False
-    agreement, diff = LIMITS[quant]
-    return check["same_tokenization"] and (stored is not None or (
-        check["agreement"] >= agreement and check["max_abs_logprob_diff"] <= diff))
+def _verdict(check: dict, quant: str, reader: str) -> bool:
+    """Same tokenization; the file computes what the merged model computes with its weights rounded as
+    stored (quants.STORED_KL); and the type moves the merged model's predictions no further than its
+    limit (quants.KL_LIMITS), the one check of a k-quant's making, whose blocks are read from the file."""
+    stored = check["as_stored"]
+    return check["same_tokenization"] and stored["mean_kl"] <= STORED_KL[reader] \
+        and check["mean_kl"] <= KL_LIMITS[quant]
 
 
 def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit | None = None,
@@ -89,11 +85,11 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
                                         modelfile.name))
     report.update(modelfile=str(modelfile), ollama_template=template.note, stop_tokens=template.stops)
     _progress(emit, "checking the GGUF against the merged model", 0.6)
-    ref = checks.reference(merged, tokenizer, families.end_of_turn_ids(tokenizer, family), quant, family.gguf_arch)
+    ref = checks.reference(merged, tokenizer, families.end_of_turn_ids(tokenizer, family), quant, family.gguf_arch,
+                           gguf_path, family.permute_qk)
     results, unchecked = {}, []
     if family.transformers_reads:
-        rope_kind, _rope = families.rope_scaling(AutoConfig.from_pretrained(merged, local_files_only=True))
-        results["transformers"] = checks.with_transformers(gguf_path, ref, merged, rope_kind)
+        results["transformers"] = checks.with_transformers(gguf_path, ref, merged)
     else:
         unchecked.append(f"transformers cannot read {family.gguf_arch} GGUF files")
     _progress(emit, "checking the GGUF in llama.cpp", 0.8)
@@ -103,8 +99,7 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
         unchecked.append(f"llama.cpp check not run: llama-cpp-python is not installed ({INSTALL_LLAMACPP})")
     report["checks"], report["unchecked"] = results, unchecked
     report["check"] = next(iter(results.values()), None)  # the first check that ran, as the app shows it
-    report["ok"] = all(_verdict(c, quant, name == "transformers") for name, c in results.items()) if results \
-        else None
+    report["ok"] = all(_verdict(c, quant, name) for name, c in results.items()) if results else None
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     _progress(emit, "exported", 1.0)
     return report

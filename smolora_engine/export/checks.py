@@ -5,10 +5,10 @@ Next-token predictions on chat-formatted prompts are compared position by positi
 - with llama.cpp itself when llama-cpp-python is installed, plus one chat turn through
   the GGUF's own template: does it give the merged model's greedy answer, and does it
   stop at the end of the turn?
-A file of a type written here is also compared with the merged model rounded as the file stores
-each weight: that comparison is exact up to float noise at every type, so it catches a wrong
-conversion even in 4 bits. Against the unrounded model a quantized file is checked for sane
-agreement, not exactness (quants.LIMITS).
+Every file is also compared with the merged model rounded as the file stores each weight (types
+written here: rounded the same way in numpy; k-quants: the file's own blocks, dequantized): exact
+up to float noise at every type, so it catches a wrong conversion even in 4 bits. Against the unrounded model a quantized file is checked for sane
+agreement, not exactness (quants.KL_LIMITS).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ CHAT_TOKENS = 32
 
 @dataclass
 class Reference:
-    """The merged model's log-probabilities on the check prompts, and its greedy chat answer; and, for a
-    type written here, the same model with every weight rounded as the file stores it (`stored`)."""
+    """The merged model's log-probabilities on the check prompts, and its greedy chat answer; and the same
+    model with every weight rounded as the file stores it (`stored`)."""
     prompts: list[str]
     ids: list[list[int]]
     logprobs: list  # one (positions, vocab) tensor per prompt
@@ -60,7 +60,31 @@ def _round_as_stored(model, quant: str, gguf_arch: str) -> None:
             param.copy_(torch.from_numpy(data.reshape(param.shape)))
 
 
-def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, gguf_arch: str) -> Reference:
+def _read_as_stored(model, gguf_path: Path, gguf_arch: str, permuted: bool) -> None:
+    """Each weight as llama.cpp's quantizer stored it in the file (the k-quants): read and dequantized,
+    q/k rows put back in the Hugging Face order."""
+    import gguf
+    import numpy as np
+    import torch
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[gguf_arch.upper()], model.config.num_hidden_layers)
+    stored = {t.name: t for t in gguf.GGUFReader(gguf_path).tensors}
+    heads, kv_heads = model.config.num_attention_heads, model.config.num_key_value_heads
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            tensor = stored.get(names.get_name(name, try_suffixes=(".weight", ".bias")) or "")
+            if tensor is None:
+                continue  # the tied output head, read through the embeddings
+            data = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+            data = data.reshape(param.shape)
+            if permuted and name.endswith(("q_proj.weight", "k_proj.weight")):
+                n = heads if name.endswith("q_proj.weight") else kv_heads
+                data = data.reshape(n, data.shape[0] // n // 2, 2, *data.shape[1:]).swapaxes(1, 2).reshape(param.shape)
+            param.copy_(torch.from_numpy(np.ascontiguousarray(data)))
+
+
+def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, gguf_arch: str, gguf_path: Path,
+              permuted: bool) -> Reference:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -80,10 +104,11 @@ def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, gguf_arc
         out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=CHAT_TOKENS,
                              do_sample=False, eos_token_id=stop_ids or None, pad_token_id=stop_ids[0] if stop_ids
                              else None)
-        stored = None
         if quant in NUMPY_TYPES:
             _round_as_stored(model, quant, gguf_arch)
-            stored = logprobs_of(model)
+        else:
+            _read_as_stored(model, gguf_path, gguf_arch, permuted)
+        stored = logprobs_of(model)
     answer = out[0, prompt.shape[1]:].tolist()
     stopped = bool(answer) and answer[-1] in stop_ids
     del model
@@ -96,8 +121,10 @@ def _agreement(expected: list, got: list) -> dict:
     agree = sum(int((r.argmax(-1) == g.argmax(-1)).sum()) for r, g in zip(expected, got))
     last = sum(int(r[-1].argmax() == g[-1].argmax()) for r, g in zip(expected, got))
     diff = max(float((r - g).abs().max()) for r, g in zip(expected, got))
+    # KL(expected || got) per position, averaged: how far the whole next-token distribution moved
+    kl = sum(float((r.exp() * (r - g)).sum()) for r, g in zip(expected, got)) / positions
     return {"positions": positions, "agreement": agree / positions, "next_token_agreement": f"{last}/{len(got)}",
-            "max_abs_logprob_diff": diff}
+            "max_abs_logprob_diff": diff, "mean_kl": kl}
 
 
 def compare(ref: Reference, got: list) -> dict:
@@ -109,7 +136,7 @@ def compare(ref: Reference, got: list) -> dict:
     return result
 
 
-def with_transformers(gguf_path: Path, ref: Reference, merged: Path, rope_kind: str) -> dict:
+def with_transformers(gguf_path: Path, ref: Reference, merged: Path) -> dict:
     """Load the GGUF back with transformers and compare its predictions with the merged model's."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -117,11 +144,17 @@ def with_transformers(gguf_path: Path, ref: Reference, merged: Path, rope_kind: 
     gguf_tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     same_tokens = all(gguf_tokenizer(p, add_special_tokens=False)["input_ids"] == i
                       for p, i in zip(ref.prompts, ref.ids))
-    extra = {}
-    if rope_kind != "default":  # its GGUF reader ignores rope_freqs / rope factors: the file's weights
-        from transformers import AutoConfig  # under the merged model's rope scaling
+    from transformers import AutoConfig
 
-        extra["config"] = AutoConfig.from_pretrained(merged, local_files_only=True)
+    from .families import rope_scaling
+
+    config = AutoConfig.from_pretrained(merged, local_files_only=True)
+    unread = [what for what, missing in (
+        (f"rope scaling {rope_scaling(config)[0]}", rope_scaling(config)[0] != "default"),
+        ("partial rotary", getattr(config, "partial_rotary_factor", 1.0) != 1.0)) if missing]
+    # Its GGUF reader ignores rope_freqs, rope factors and partial rotary: then the file's weights and
+    # tokenizer are checked under the merged model's configuration (llama.cpp reads them all from the file).
+    extra = {"config": config} if unread else {}
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                   dtype=torch.float32, **extra).eval()
     with torch.no_grad():
@@ -131,7 +164,7 @@ def with_transformers(gguf_path: Path, ref: Reference, merged: Path, rope_kind: 
     result = {**compare(ref, got), "same_tokenization": same_tokens,
               "chat_template": bool(getattr(gguf_tokenizer, "chat_template", None))}
     if extra:
-        result["note"] = (f"rope scaling {rope_kind} taken from the merged model's config: transformers does not "
+        result["note"] = (f"{' and '.join(unread)} taken from the merged model's config: transformers does not "
                           "read it from GGUF (llama.cpp does)")
     return result
 

@@ -34,8 +34,13 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
     ends = [s for s in dict.fromkeys([eos, *(end_of_turn or [])]) if s]
     fmt = fmt or ChatFormat()
 
+    closing = {"eos": False}  # Phi's template ends a conversation it is not asked to continue with eos
+
     def render(messages, generation=False):
-        return fmt.template(tokenizer, messages, generation)
+        text = fmt.template(tokenizer, messages, generation)
+        if closing["eos"] and not generation and text.endswith(eos):
+            return text[:-len(eos)]  # Ollama always asks for the continuation: that eos never shows
+        return text
 
     if not getattr(tokenizer, "chat_template", None):
         return OllamaTemplate(None, ends, "the model has no chat template: Ollama will use the raw prompt")
@@ -43,6 +48,9 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
                 {"role": "user", "content": user2_m})
     try:
         one, one_gen = render([u]), render([u], True)
+        if eos and not one_gen.startswith(one) and one.endswith(eos) and one_gen.startswith(one[:-len(eos)]):
+            closing["eos"] = True
+            one = render([u])
         two, three = render([u, a]), render([u, a, u2])
         if not one_gen.startswith(one) or one_gen == one:
             raise ValueError("no generation prompt")
