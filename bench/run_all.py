@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [  # (name, script and arguments, slow)
     ("training tokens/s vs the SmoLoRA recipe and plain TRL", ["train_throughput.py", "--pairs", "2"], True),
     ("one training step by kind of op", ["profile_step.py"], True),
+    ("GGUF export of the embedded model at every type", ["export_types.py"], True),
     ("TUI first frame", ["first_frame.py"], False),
     ("event flood (2,000 events/s)", ["event_flood.py", "--seconds", "20"], False),
     ("preview of a 1 GB JSONL", ["preview_large.py"], False),
@@ -32,7 +33,7 @@ BENCHES = [  # (name, script and arguments, slow)
     ("inference vs plain generate", ["inference.py"], False),
     ("demo quality", ["demo_quality.py"], True),
 ]
-SUMMARY = re.compile(r"ratio|median|target|first frame|demo quality|rows/s|RSS|key latency|preview of|event flood",
+SUMMARY = re.compile(r"ratio|median| MiB, |target|first frame|demo quality|rows/s|RSS|key latency|preview of|event flood",
                      re.IGNORECASE)
 
 

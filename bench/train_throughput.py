@@ -78,18 +78,22 @@ def data_set(name: str, examples: int) -> tuple[list[dict], list[dict]]:
     return long_rows(examples), long_rows(HELDOUT, start=10_000)
 
 
-def matmul_gflops(dtype_name: str) -> float:
+def matmul_gflops(dtype_name: str, seconds: float = 2.0) -> float:
+    """GFLOP/s of 1024^3 matmuls in this dtype, measured for about `seconds` after one warm-up (bf16
+    without bf16 units runs at a few GFLOP/s: a fixed count of products would take minutes)."""
     import torch
 
+    n = 1024
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-    for _ in range(3):
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    reps, started = 0, time.perf_counter()
+    while reps < 3 or time.perf_counter() - started < seconds:
         a @ b
-    started = time.perf_counter()
-    reps = 10
-    for _ in range(reps):
-        a @ b
-    return 2 * 2048**3 * reps / (time.perf_counter() - started) / 1e9
+        reps += 1
+        if time.perf_counter() - started > 5 * seconds:
+            break
+    return 2 * n**3 * reps / (time.perf_counter() - started) / 1e9
 
 
 def cpu_facts() -> tuple[str, list[str]]:
@@ -219,6 +223,9 @@ def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
         trainer.train()
         held = prepare(DataSettings(path=str(held_file), eval_ratio=0), tokenizer, 1024).train
         loss = heldout_loss(peft_model, held)
+    if len(marks) < 2:
+        raise SystemExit(f"{recipe} trained {len(marks)} optimizer step(s): tokens/s needs two or more, so give "
+                         f"--{data_name} at least 16 examples (8 per step)")
     (t0, k0), (t1, k1) = marks[0], marks[-1]
     _trainable, total = peft_model.get_nb_trainable_parameters()
     out.write_text(json.dumps({
@@ -249,7 +256,7 @@ def main() -> None:
     model, flags = cpu_facts()
     gflops = {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}
     print(f"CPU: {model}; bf16/AMX flags: {', '.join(flags) or 'none'}; {os.cpu_count()} cores; "
-          f"matmul 2048^3: {gflops['float32']:.0f} GFLOP/s fp32, {gflops['bfloat16']:.0f} GFLOP/s bf16", flush=True)
+          f"matmul 1024^3: {gflops['float32']:.0f} GFLOP/s fp32, {gflops['bfloat16']:.0f} GFLOP/s bf16", flush=True)
     ratios: dict[str, list[float]] = {"smolora-recipe": [], "trl-strong": []}
     with tempfile.TemporaryDirectory() as folder:
         for data_name, examples in (("short", args.short), ("long", args.long)):

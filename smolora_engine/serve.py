@@ -203,8 +203,11 @@ class Engine:
         return self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
 
     def generation_kwargs(self, request: Request) -> dict:
+        from .export.families import stop_token_ids
+
         kwargs = {"max_new_tokens": request.max_new_tokens, "repetition_penalty": request.repetition_penalty,
-                  "pad_token_id": self.tokenizer.pad_token_id}
+                  "pad_token_id": self.tokenizer.pad_token_id,
+                  "eos_token_id": stop_token_ids(self.model, self.tokenizer) or None}
         if request.temperature > 0:
             kwargs.update(do_sample=True, temperature=request.temperature, top_p=request.top_p,
                           top_k=request.top_k)

@@ -107,7 +107,11 @@ FAMILIES = {
                           "<|im_end|>", (("num_hidden_layers", 4),)),  # every 4th layer has no rope
     "phi3": FamilySpec("phi3", "Phi3Config", PHI,
                        ("<unk>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"),
-                       None, "<|endoftext|>", "<|end|>", (("partial_rotary_factor", 0.75),)),
+                       None, "<|endoftext|>", "<|end|>",
+                       (("partial_rotary_factor", 0.75), ("original_max_position_embeddings", 256),
+                        # Phi-4-mini's longrope: one factor per rotary frequency (48 of 64 dims rotate)
+                        ("rope_scaling", {"rope_type": "longrope", "long_factor": [1 + i / 12 for i in range(24)],
+                                          "short_factor": [1 + i / 48 for i in range(24)]}))),
     "mistral": FamilySpec("mistral", "MistralConfig", MISTRAL, ("<unk>", "<s>", "</s>", "[INST]", "[/INST]"),
                           "<s>", "</s>", "</s>"),
     "granite": FamilySpec("granite", "GraniteConfig", GRANITE,

@@ -82,11 +82,14 @@ def add_reports(folder: Path, ok: bool = True) -> None:
         "dtype": "float32", "max_abs_logit_diff": 5.91e-05, "prompts": 3, "ok": True}))
     exports = folder / "exports" / "gguf"
     exports.mkdir(parents=True, exist_ok=True)
+    check = {"agreement": 0.947 if ok else 0.31, "max_abs_logprob_diff": 1.538 if ok else 9.2,
+             "mean_kl": 0.012 if ok else 2.3, "same_tokenization": ok,
+             "as_stored": {"agreement": 1.0 if ok else 0.29, "mean_kl": 0.0 if ok else 2.31}}
     (exports / "smolora-export.json").write_text(json.dumps({
         "path": str(exports / "model-q8_0.gguf"), "quant": "q8_0", "bytes": 144_703_488,
-        "modelfile": str(exports / "Modelfile-q8_0"),
-        "check": {"agreement": 0.947 if ok else 0.31, "max_abs_logprob_diff": 1.538 if ok else 9.2,
-                  "same_tokenization": ok}, "ok": ok}))
+        "modelfile": str(exports / "Modelfile-q8_0"), "check": check, "checks": {"transformers": check},
+        "unchecked": ["llama.cpp check not run: llama-cpp-python is not installed "
+                      "(pip install \"smolora-tui[llamacpp]\")"], "ok": ok}))
 
 
 def demo(home: Path) -> str:

@@ -42,6 +42,12 @@ def train_and_merge(name: str, folder) -> str:
     assert main(["merge", "--project", project.name]) == 0
     merge = json.loads((run.folder / "merged" / "smolora-merge.json").read_text())
     assert merge["ok"] and merge["max_abs_logit_diff"] < 1e-3
+    # tied embeddings stay tied: one matrix in the merged weights, and the config says so
+    from safetensors import safe_open
+
+    assert json.loads((run.folder / "merged" / "config.json").read_text())["tie_word_embeddings"]
+    with safe_open(str(run.folder / "merged" / "model.safetensors"), framework="pt") as weights:
+        assert "lm_head.weight" not in weights.keys()
     return project.name
 
 
@@ -95,7 +101,7 @@ def test_family_trains_merges_and_exports(family_models, name):
 def test_sentencepiece_style_tokenizers_and_unknown_families_are_refused_clearly(family_models, tmp_path):
     from smolora_engine.export import write_gguf
 
-    with pytest.raises(ExportError, match="Gemma3ForCausalLM"):
+    with pytest.raises(ExportError, match="Gemma 3 model cannot be written as GGUF: its tokenizer is SentencePiece"):
         write_gguf(family_models["gemma3"], tmp_path / "g.gguf", "f16")
     # a llama-architecture model with a SentencePiece-style tokenizer (Mistral 7B, Llama 2) is refused too
     import shutil
@@ -133,3 +139,33 @@ def test_a_k_quant_without_llamacpp_says_how_to_get_it(monkeypatch):
         quants.check_quant("q4_k_m")
     with pytest.raises(ExportError, match="unknown quantization"):
         quants.check_quant("q3_k_s")
+
+
+def test_a_bos_the_runtime_adds_is_not_written_twice_in_the_ollama_template(family_models):
+    """Llama 3 templates write <|begin_of_text|> first; llama.cpp adds BOS itself when the GGUF says so."""
+    from transformers import AutoTokenizer
+
+    from smolora_engine.export import ollama_template
+
+    tokenizer = AutoTokenizer.from_pretrained(family_models["llama3"])
+    written = ollama_template(tokenizer, runtime_bos=False)
+    assert written.template.startswith("{{ if .System }}<|begin_of_text|><|start_header_id|>system")
+    left = ollama_template(tokenizer, runtime_bos=True)
+    assert "<|begin_of_text|>" not in left.template and "left to the runtime" in left.note
+    assert left.template.replace("{{ if .System }}", "{{ if .System }}<|begin_of_text|>", 1).replace(
+        "{{ else }}", "{{ else }}<|begin_of_text|>", 1) == written.template
+
+
+@pytest.mark.parametrize("name", ["phi3", "llama3", "gemma3", "qwen3"])
+def test_answers_stop_at_the_family_end_of_turn(family_models, name):
+    """serve, chat, generate and the eval answers stop at the token that ends the family's turns."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from smolora_engine.export.families import stop_token_ids
+
+    spec = FAMILIES[name]
+    tokenizer = AutoTokenizer.from_pretrained(family_models[name])
+    model = AutoModelForCausalLM.from_pretrained(family_models[name])
+    model.generation_config.eos_token_id = tokenizer.eos_token_id  # only eos: the family table adds the rest
+    ids = stop_token_ids(model, tokenizer)
+    assert tokenizer.convert_tokens_to_ids(spec.end_of_turn) in ids and tokenizer.eos_token_id in ids

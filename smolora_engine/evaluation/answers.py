@@ -38,7 +38,10 @@ def generate_answers(model, tokenizer, prompts: list[EvalPrompt], fmt: ChatForma
 
     started = time.monotonic()
     deadline = started + time_limit_s if time_limit_s else None
+    from ..export.families import stop_token_ids
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stops = stop_token_ids(model, tokenizer) or None
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -59,7 +62,7 @@ def generate_answers(model, tokenizer, prompts: list[EvalPrompt], fmt: ChatForma
             with torch.inference_mode():
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                      do_sample=False, temperature=None, top_p=None, top_k=None,
-                                     pad_token_id=pad, use_cache=True, **extra)
+                                     pad_token_id=pad, use_cache=True, eos_token_id=stops, **extra)
             texts += [t.strip() for t in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
             if deadline and time.monotonic() >= deadline:
                 cut = cut or start + batch_size < len(prompts) or out.shape[1] - width >= max_new_tokens

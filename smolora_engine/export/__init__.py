@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 from .. import events as ev
 from ..data.chat_format import ChatFormat
 from .errors import ExportError
-from .gguf_writer import write_gguf
+from .gguf_writer import adds_bos, write_gguf
 from .ollama import OllamaTemplate, modelfile_text, ollama_template
 from .quants import (INSTALL_LLAMACPP, KL_LIMITS, QUANTS, STORED_KL, check_quant, llamacpp_available,
                      needs_llamacpp)
@@ -76,10 +77,12 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
     gguf_path = out_dir / f"model-{quant}.gguf"
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
     _architecture, family = families.family_of(AutoConfig.from_pretrained(merged, local_files_only=True))
+    started = time.perf_counter()
     report = _write(merged, gguf_path, quant, tokenizer, emit)
+    report["write_s"] = round(time.perf_counter() - started, 2)
     fmt = fmt or ChatFormat()
     stops = [tokenizer.convert_ids_to_tokens(i) for i in families.end_of_turn_ids(tokenizer, family)]
-    template = ollama_template(tokenizer, fmt, stops)
+    template = ollama_template(tokenizer, fmt, stops, runtime_bos=adds_bos(tokenizer))
     modelfile = out_dir / f"Modelfile-{quant}"  # one per export: an f16 export keeps the q8_0 one's
     modelfile.write_text(modelfile_text(gguf_path.name, template, report["context_length"], fmt.system,
                                         modelfile.name))

@@ -71,6 +71,10 @@ FAMILIES: dict[str, Family] = {
                                  end_of_turn=("<|im_end|>", "<|eot_id|>"), refuse=_smollm3_refuse),
     "Phi3ForCausalLM": Family("Phi-3, Phi-4-mini", "phi3", False, "gpt-4o", _phi3,
                               rope_scalings=("default", "longrope", "su"), end_of_turn=("<|end|>",)),
+    "Gemma3ForCausalLM": Family("Gemma 3", "gemma3", False, "default", end_of_turn=("<end_of_turn>",),
+                                refuse=lambda _config: "its tokenizer is SentencePiece, which this exporter does not "
+                                                       "write yet; use llama.cpp's convert_hf_to_gguf.py on the "
+                                                       "merged folder"),
     "GraniteForCausalLM": Family("Granite", "granite", True, "default", _granite, transformers_reads=False,
                                  end_of_turn=("<|end_of_text|>",)),
 }
@@ -185,4 +189,16 @@ def end_of_turn_ids(tokenizer, family: Family | None) -> list[int]:
     for token in family.end_of_turn if family else ():
         if token in vocab and vocab[token] not in ids:
             ids.append(vocab[token])
+    return ids
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """What ends an answer when generating: the model's generation config's eos ids, the tokenizer's eos
+    and its family's end-of-turn tokens (Llama 3's <|eot_id|>, Phi's <|end|>, Gemma's <end_of_turn>)."""
+    architecture = (getattr(model.config, "architectures", None) or ["?"])[0]
+    ids = end_of_turn_ids(tokenizer, FAMILIES.get(architecture))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for token_id in configured if isinstance(configured, list) else [configured]:
+        if token_id is not None and token_id not in ids:
+            ids.append(int(token_id))
     return ids

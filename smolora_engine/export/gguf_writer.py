@@ -68,6 +68,11 @@ def vocabulary(folder: Path, vocab_size: int):
     return tokens, types, merges
 
 
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer adds BOS itself (so the GGUF tells llama.cpp to)."""
+    return bool(getattr(tokenizer, "add_bos_token", False))
+
+
 def _hyperparameters(writer, config, family: Family) -> None:
     heads = config.num_attention_heads
     writer.add_context_length(config.max_position_embeddings)
@@ -108,7 +113,7 @@ def _tokenizer(writer, merged: Path, tokenizer, config, family: Family) -> dict:
     stops = families.end_of_turn_ids(tokenizer, family)
     if len(stops) > 1:  # the turn ends on a token other than eos (Llama 3's <|eot_id|>, Phi's <|end|>)
         writer.add_eot_token_id(stops[1])
-    writer.add_add_bos_token(bool(getattr(tokenizer, "add_bos_token", False)))
+    writer.add_add_bos_token(adds_bos(tokenizer))
     if tokenizer.chat_template:
         writer.add_chat_template(tokenizer.chat_template)
     return {"pre_tokenizer": pre, "pre_tokenizer_from": pre_source, "vocab_size": len(tokens)}

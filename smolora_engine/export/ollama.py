@@ -19,7 +19,8 @@ class OllamaTemplate:
     note: str = ""
 
 
-def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[str] | None = None) -> OllamaTemplate:
+def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[str] | None = None,
+                    runtime_bos: bool = False) -> OllamaTemplate:
     """Translate the model's chat template into an Ollama (Go) template.
 
     The Jinja template is rendered with marker contents; the text around each
@@ -27,7 +28,8 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
     rebuilding a system + three-turn conversation and comparing it with the
     Jinja rendering, character for character. The template is rendered with the
     run's template options (`fmt`), as training rendered it. The stops are the
-    assistant turn's closing text, the eos, and the family's `end_of_turn` tokens.
+    assistant turn's closing text, the eos, and the family's `end_of_turn` tokens. With
+    `runtime_bos` (the GGUF tells llama.cpp to add BOS), a BOS the template writes first is left out.
     """
     sys_m, user_m, asst_m, user2_m = "SYSMARKQZX", "USERMARKQZX", "ASSTMARKQZX", "USER2MARKQZX"
     eos = tokenizer.eos_token or ""
@@ -90,6 +92,12 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
     except (ValueError, TypeError) as exc:
         return OllamaTemplate(None, ends,
                               f"the chat template could not be translated ({exc}); write TEMPLATE by hand")
+    bos = tokenizer.bos_token or ""
+    note = "translated from the chat template and checked against it"
+    if runtime_bos and bos and default_head.startswith(bos) and (sys_suffix is None or sys_prefix.startswith(bos)):
+        # The runtime adds BOS itself (the GGUF says so): written in the template too, it would be doubled
+        default_head, sys_prefix = default_head[len(bos):], (sys_prefix or "")[len(bos):]
+        note += f"; its leading {bos} left to the runtime, which adds it"
     parts = [default_head, user_prefix, user_suffix, gen, asst_suffix, sys_prefix or "", sys_suffix or ""]
     if any("{{" in p or '"""' in p for p in parts):
         return OllamaTemplate(None, ends, "the chat template's text cannot be quoted in a Modelfile")
@@ -101,7 +109,7 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
                 f"{user_suffix}{{{{ else if eq .Role \"assistant\" }}}}{gen}{{{{ .Content }}}}{asst_suffix}"
                 f"{{{{ end }}}}{{{{ end }}}}{gen}")
     stops = [s for s in dict.fromkeys([asst_suffix.strip(), *ends]) if s]
-    return OllamaTemplate(template, stops, "translated from the chat template and checked against it")
+    return OllamaTemplate(template, stops, note)
 
 
 def modelfile_text(gguf_name: str, template: OllamaTemplate, context_length: int, system: str = "",

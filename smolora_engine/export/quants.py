@@ -21,16 +21,16 @@ NUMPY_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q5_1": "Q5_1", "q5_0": "Q5_0", "q4
 LLAMACPP_TYPES = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
                   "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
 QUANTS = ("q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "q4_0", "q4_1", "q5_0", "q5_1")
-DESCRIPTIONS = {
-    "q4_k_m": "4-bit k-quant, Ollama's default (llama.cpp's quantizer)",
-    "q5_k_m": "5-bit k-quant (llama.cpp's quantizer)",
-    "q6_k": "6-bit k-quant (llama.cpp's quantizer)",
-    "q8_0": "8-bit, half the size of f16",
-    "f16": "16-bit, the reference",
+DESCRIPTIONS = {  # short: they label the app's type list
+    "q4_k_m": "4-bit, Ollama's default",
+    "q5_k_m": "5-bit k-quant",
+    "q6_k": "6-bit k-quant",
+    "q8_0": "8-bit, half the size",
+    "f16": "16-bit",
     "q4_0": "4-bit, legacy blocks",
-    "q4_1": "4-bit with offsets, legacy blocks",
+    "q4_1": "4-bit, legacy blocks",
     "q5_0": "5-bit, legacy blocks",
-    "q5_1": "5-bit with offsets, legacy blocks",
+    "q5_1": "5-bit, legacy blocks",
 }
 INSTALL_LLAMACPP = 'pip install "smolora-tui[llamacpp]"'
 # How far each type may move the next-token distribution of the merged model (mean KL per position,

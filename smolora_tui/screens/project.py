@@ -153,7 +153,7 @@ class ProjectScreen(Screen):
         elif mode == "train":
             yield TrainPane(self.project_name, id="train-pane")
         elif mode == "merge":
-            yield MergePane(self.project_name, id="merge-pane")
+            yield MergePane(self.project_name, quant=project.output.export_quant, id="merge-pane")
         elif mode == "chat":
             yield ChatPane(self.project_name, id="chat-pane")
 

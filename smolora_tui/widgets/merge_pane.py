@@ -33,7 +33,7 @@ from .run_text import short_id
 def quant_options() -> list[tuple[str, str]]:
     """The GGUF types, k-quants marked when llama.cpp's quantizer is not installed."""
     usable = llamacpp_available()
-    return [(f"{quant} ({DESCRIPTIONS[quant]}{'' if usable or not needs_llamacpp(quant) else ', not installed'})",
+    return [(f"{quant} ({DESCRIPTIONS[quant]}{'' if usable or not needs_llamacpp(quant) else '; needs llama.cpp'})",
              quant) for quant in QUANTS]
 Source = tuple[str, int | None]  # (run id, checkpoint step or None for the final adapter)
 
@@ -109,9 +109,10 @@ class MergePane(Widget):
         Binding("c", "copy", "Copy path", id="merge.copy", tooltip="Copy the newest output path"),
     ]
 
-    def __init__(self, project_name: str, **kwargs):
+    def __init__(self, project_name: str, quant: str = "q8_0", **kwargs):
         super().__init__(**kwargs)
         self.project_name = project_name
+        self.quant = quant if quant in QUANTS else "q8_0"  # the project's output.export_quant
         self.busy = ""
 
     def compose(self) -> ComposeResult:
@@ -119,7 +120,7 @@ class MergePane(Widget):
             yield Label("Adapter: a run, or a checkpoint")
             yield Select([], prompt="no finished run yet", id="merge-source", compact=True)
             yield Label("GGUF type")
-            yield Select(quant_options(), value="q8_0", allow_blank=False, id="quant", compact=True)
+            yield Select(quant_options(), value=self.quant, allow_blank=False, id="quant", compact=True)
             with Horizontal(id="merge-buttons"):
                 yield Button("Merge", id="merge", variant="primary", compact=True, tooltip="m")
                 yield Button("Export", id="export", variant="success", compact=True, tooltip="e")
