@@ -169,3 +169,12 @@ def test_answers_stop_at_the_family_end_of_turn(family_models, name):
     model.generation_config.eos_token_id = tokenizer.eos_token_id  # only eos: the family table adds the rest
     ids = stop_token_ids(model, tokenizer)
     assert tokenizer.convert_tokens_to_ids(spec.end_of_turn) in ids and tokenizer.eos_token_id in ids
+
+
+def test_output_export_quant_offers_every_type_export_writes():
+    from smolora_engine.export.quants import QUANTS
+    from smolora_engine.project import Project, set_value
+
+    for quant in QUANTS:
+        assert set_value(Project(name="p"), "output.export_quant", quant)[1] == []
+    assert set_value(Project(name="p"), "output.export_quant", "q3_k_s")[1]

@@ -63,7 +63,8 @@ def test_defaults_are_valid_and_documented():
     ("data.columns", {"text": 1}, "data.columns must be a table of column names (strings), got {'text': 1}"),
     ("data.columns", {"text": [1]}, "data.columns must be a table, got {'text': [1]}"),
     ("data.chunk_size", -5, "data.chunk_size must be an integer >= 0, got -5"),
-    ("output.export_quant", "q4_0", "output.export_quant must be one of 'f16', 'q8_0', got 'q4_0'"),
+    ("output.export_quant", "q3_k_s", "output.export_quant must be one of 'q4_k_m', 'q5_k_m', 'q6_k', 'q8_0', 'f16', "
+                                      "'q4_0', 'q4_1', 'q5_0', 'q5_1', got 'q3_k_s'"),
 ])
 def test_each_validation_message(key, value, message):
     project, problems = set_value(Project(name="p"), key, value)
