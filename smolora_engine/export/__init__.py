@@ -76,7 +76,8 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
     out_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = out_dir / f"model-{quant}.gguf"
     tokenizer = AutoTokenizer.from_pretrained(merged, local_files_only=True)
-    _architecture, family = families.family_of(AutoConfig.from_pretrained(merged, local_files_only=True))
+    config = AutoConfig.from_pretrained(merged, local_files_only=True)
+    _architecture, family = families.family_of(config)
     started = time.perf_counter()
     report = _write(merged, gguf_path, quant, tokenizer, emit)
     report["write_s"] = round(time.perf_counter() - started, 2)
@@ -92,7 +93,7 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
                            gguf_path, family.permute_qk)
     results, unchecked = {}, []
     if family.transformers_reads:
-        results["transformers"] = checks.with_transformers(gguf_path, ref, merged)
+        results["transformers"] = checks.with_transformers(gguf_path, ref, config)
     else:
         unchecked.append(f"transformers cannot read {family.gguf_arch} GGUF files")
     _progress(emit, "checking the GGUF in llama.cpp", 0.8)

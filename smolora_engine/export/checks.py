@@ -136,21 +136,20 @@ def compare(ref: Reference, got: list) -> dict:
     return result
 
 
-def with_transformers(gguf_path: Path, ref: Reference, merged: Path) -> dict:
-    """Load the GGUF back with transformers and compare its predictions with the merged model's."""
+def with_transformers(gguf_path: Path, ref: Reference, config) -> dict:
+    """Load the GGUF back with transformers and compare its predictions with the merged model's
+    (`config`: the merged model's)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .families import rope_scaling
 
     gguf_tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     same_tokens = all(gguf_tokenizer(p, add_special_tokens=False)["input_ids"] == i
                       for p, i in zip(ref.prompts, ref.ids))
-    from transformers import AutoConfig
-
-    from .families import rope_scaling
-
-    config = AutoConfig.from_pretrained(merged, local_files_only=True)
+    rope_kind = rope_scaling(config)[0]
     unread = [what for what, missing in (
-        (f"rope scaling {rope_scaling(config)[0]}", rope_scaling(config)[0] != "default"),
+        (f"rope scaling {rope_kind}", rope_kind != "default"),
         ("partial rotary", getattr(config, "partial_rotary_factor", 1.0) != 1.0)) if missing]
     # Its GGUF reader ignores rope_freqs, rope factors and partial rotary: then the file's weights and
     # tokenizer are checked under the merged model's configuration (llama.cpp reads them all from the file).
