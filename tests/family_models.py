@@ -8,6 +8,7 @@ becomes), and leaves out tools. Everything is built offline in about a second.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +42,17 @@ LLAMA3 = (
     "+ '<|eot_id|>' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 
-# SmolLM3: a system header always added (metadata, reasoning mode), ChatML turns.
+# SmolLM3: a system header always added (metadata, reasoning mode), ChatML turns, an empty think block
+# without reasoning, and {% generation %} markers whose span takes in the assistant header.
 SMOLLM3 = (
     "{% set system = messages[0]['content'] if messages[0]['role'] == 'system' else '' %}"
     "{{ '<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nReasoning Mode: /no_think\n\n"
     "## Custom Instructions\n\n' + system + '\n\n' }}"
     "{% for m in messages %}{% if m['role'] == 'user' %}{{ '<|im_start|>user\n' + m['content'] + '<|im_end|>\n' }}"
-    "{% elif m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' + m['content'] + '<|im_end|>\n' }}"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+    "{% elif m['role'] == 'assistant' %}{% generation %}"
+    "{{ '<|im_start|>assistant\n<think>\n\n</think>\n' + m['content'] + '<|im_end|>\n' }}{% endgeneration %}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n\n</think>\n' }}"
+    "{% endif %}")
 
 # Phi-4-mini: <|role|>content<|end|>, no newlines, eos after the last message without a generation prompt.
 PHI = ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] + '<|end|>' }}{% endfor %}"
@@ -87,7 +91,9 @@ class FamilySpec:
     eos: str
     end_of_turn: str  # the token that closes an assistant turn
     extra: tuple = ()  # config keyword arguments
-    sentencepiece: bool = False  # a SentencePiece-style tokenizer (byte fallback, ▁ for spaces)
+    # a SentencePiece-style tokenizer (byte fallback, ▁ for spaces): "prefix" puts ▁ before the text, as
+    # Llama 2's and Mistral 7B's do; "gemma" does not (Gemma's normalizer only replaces spaces); "" is byte-level BPE
+    sentencepiece: str = ""
 
 
 FAMILIES = {
@@ -103,7 +109,8 @@ FAMILIES = {
                         ("<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"),
                         None, "<|im_end|>", "<|im_end|>", (("head_dim", 128),)),
     "smollm3": FamilySpec("smollm3", "SmolLM3Config", SMOLLM3,
-                          ("<unk>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>"), None, "<|im_end|>",
+                          ("<unk>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"), None,
+                          "<|im_end|>",
                           "<|im_end|>", (("num_hidden_layers", 4),)),  # every 4th layer has no rope
     "phi3": FamilySpec("phi3", "Phi3Config", PHI,
                        ("<unk>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"),
@@ -121,20 +128,30 @@ FAMILIES = {
                            ("attention_multiplier", 0.0078125), ("logits_scaling", 8.0))),
     "gemma3": FamilySpec("gemma3", "Gemma3TextConfig", GEMMA3,
                          ("<unk>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>"), "<bos>", "<end_of_turn>",
-                         "<end_of_turn>", (("head_dim", 128), ("sliding_window", 64)), sentencepiece=True),
+                         "<end_of_turn>", (("head_dim", 128), ("query_pre_attn_scalar", 128), ("sliding_window", 64)),
+                         sentencepiece="gemma"),
 }
 
 
-def _sentencepiece_style(specials: list[str]):
-    """A small BPE with byte fallback and ▁ for spaces, the way Gemma's and Mistral 7B's tokenizer.json are."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _sentencepiece_style(specials: list[str], kind: str):
+    """A small BPE with byte fallback and ▁ for spaces, as Mistral 7B's ("prefix") and Gemma's ("gemma")
+    tokenizer.json are, with the 256 <0xXX> byte tokens in its vocabulary."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     backend = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
+    if kind == "prefix":
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+    else:
+        backend.normalizer = normalizers.Replace(" ", "▁")
+        backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     corpus = ["The capital of France is Paris.", "Write a haiku about the sea.", "List three prime numbers."] * 20
     backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials))
-    return backend
+    data = json.loads(backend.to_str())
+    vocab = data["model"]["vocab"]
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    return Tokenizer.from_str(json.dumps(data))
 
 
 def make_family_model(folder: Path, family: str) -> Path:
@@ -145,7 +162,8 @@ def make_family_model(folder: Path, family: str) -> Path:
     from tests.helpers import _byte_level_bpe
 
     spec = FAMILIES[family]
-    backend = _sentencepiece_style(list(spec.specials)) if spec.sentencepiece else _byte_level_bpe(list(spec.specials))
+    backend = (_sentencepiece_style(list(spec.specials), spec.sentencepiece) if spec.sentencepiece
+               else _byte_level_bpe(list(spec.specials)))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token=spec.bos,
                                         eos_token=spec.eos, pad_token=spec.eos)
     tokenizer.chat_template = spec.template

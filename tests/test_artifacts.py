@@ -111,7 +111,7 @@ def test_export_check_catches_a_broken_conversion(trained, monkeypatch):
 def test_export_refuses_other_tokenizers_clearly(tiny_model_dir, tmp_path):
     from smolora_engine.export import ExportError, write_gguf
 
-    with pytest.raises(ExportError, match="not byte-level BPE"):
+    with pytest.raises(ExportError, match="WordLevel, neither byte-level BPE nor SentencePiece-style"):
         write_gguf(tiny_model_dir, tmp_path / "x.gguf")
 
 

@@ -19,7 +19,7 @@ from smolora_engine.projects import create_project, save_project
 from smolora_engine.runs import list_runs
 from tests.family_models import FAMILIES, make_family_model
 
-EXPORTABLE = ["llama3", "qwen2", "qwen3", "smollm3", "phi3", "mistral", "granite"]
+EXPORTABLE = ["llama3", "qwen2", "qwen3", "smollm3", "phi3", "mistral", "granite", "gemma3"]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,10 @@ def rendered_by_modelfile(modelfile: str, system: str, user: str) -> str:
     template = re.search(r'TEMPLATE """(.*?)"""', modelfile, re.S).group(1)
     out = re.sub(r"\{\{ if \.System \}\}(.*?)\{\{ \.System \}\}(.*?)\{\{ else \}\}.*?\{\{ end \}\}",
                  lambda m: m.group(1) + system + m.group(2), template, count=1, flags=re.S)
+    # Gemma's: the system text opens the first user turn
+    out = out.replace("{{ $first := true }}", "")
+    out = re.sub(r"\{\{ if and \$first \$\.System \}\}\{\{ \$\.System \}\}(.*?)\{\{ end \}\}\{\{ \$first = false \}\}",
+                 lambda m: system + m.group(1), out, count=1, flags=re.S)
     loop = re.search(r"\{\{ range \.Messages \}\}\{\{ if eq \.Role \"user\" \}\}(.*?)\{\{ \.Content \}\}(.*?)"
                      r"\{\{ else if .*?\{\{ end \}\}\{\{ end \}\}", out, re.S)
     return out[:loop.start()] + loop.group(1) + user + loop.group(2) + out[loop.end():]
@@ -98,25 +102,66 @@ def test_family_trains_merges_and_exports(family_models, name):
     assert rendered_by_modelfile(modelfile, "Be brief.", "Hi there") == expected
 
 
-def test_sentencepiece_style_tokenizers_and_unknown_families_are_refused_clearly(family_models, tmp_path):
-    from smolora_engine.export import write_gguf
-
-    with pytest.raises(ExportError, match="Gemma 3 model cannot be written as GGUF: its tokenizer is SentencePiece"):
-        write_gguf(family_models["gemma3"], tmp_path / "g.gguf", "f16")
-    # a llama-architecture model with a SentencePiece-style tokenizer (Mistral 7B, Llama 2) is refused too
+def test_what_llama_cpp_would_compute_differently_is_refused_clearly(family_models, tmp_path):
     import shutil
 
-    mixed = tmp_path / "mixed"
-    shutil.copytree(family_models["llama3"], mixed)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (family_models["gemma3"] / name).exists():
-            shutil.copy(family_models["gemma3"] / name, mixed / name)
-    with pytest.raises(ExportError, match="SentencePiece-style"):
-        write_gguf(mixed, tmp_path / "m.gguf", "f16")
+    from transformers import AutoConfig
+
+    from smolora_engine.export import write_gguf
+
+    def variant(name: str, **config) -> object:
+        folder = tmp_path / name
+        shutil.copytree(family_models["gemma3"], folder)
+        settings = AutoConfig.from_pretrained(folder)
+        for key, value in config.items():
+            setattr(settings, key, value)
+        settings.save_pretrained(folder)
+        return folder
+
+    # llama.cpp's gemma3 fixes the layer pattern (5 sliding, 1 global) and scales attention by 1/sqrt(head_dim)
+    with pytest.raises(ExportError, match="Gemma 3 model cannot be written as GGUF: its sliding-window layers"):
+        write_gguf(variant("pattern", layer_types=["full_attention", "sliding_attention"]), tmp_path / "a.gguf")
+    with pytest.raises(ExportError, match="query_pre_attn_scalar \\(256\\) is not 128"):
+        write_gguf(variant("scale", query_pre_attn_scalar=256), tmp_path / "b.gguf")
+    # byte fallback without the 256 <0xXX> tokens would abort llama.cpp on the first unknown character
+    tokenizer = json.loads((family_models["gemma3"] / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"] = {t: i for t, i in tokenizer["model"]["vocab"].items() if not t.startswith("<0x")}
+    bare = variant("bytes")
+    (bare / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(ExportError, match="lacks 256 of the 256 <0xXX> byte tokens"):
+        write_gguf(bare, tmp_path / "c.gguf")
 
 
-def test_gemma3_trains_and_merges(family_models):
-    train_and_merge("gemma3", family_models["gemma3"])
+def test_a_sentencepiece_tokenizer_is_written_with_scores_in_merge_order(family_models, tmp_path):
+    """Gemma's kind (no space before the text) and Mistral 7B's (one): llama.cpp's `llama` tokenizer."""
+    import gguf
+
+    from smolora_engine.export import write_gguf
+    from smolora_engine.export.vocab import adds_space_prefix
+
+    report = write_gguf(family_models["gemma3"], tmp_path / "g.gguf", "f16")
+    assert report["tokenizer"] == "SentencePiece-style (llama)"
+    reader = gguf.GGUFReader(report["path"])
+
+    def field(name):
+        part = reader.fields[name]
+        return [part.parts[i].tolist() for i in part.data]
+
+    tokens = [bytes(t).decode() for t in field("tokenizer.ggml.tokens")]
+    scores = [s[0] for s in field("tokenizer.ggml.scores")]
+    types = [t[0] for t in field("tokenizer.ggml.token_type")]
+    assert bytes(field("tokenizer.ggml.model")[0]).decode() == "llama"
+    assert field("tokenizer.ggml.add_space_prefix") == [[False]]
+    assert sum(t == gguf.TokenType.BYTE for t in types) == 256 and types[tokens.index("<0x0A>")] == gguf.TokenType.BYTE
+    assert types[tokens.index("<end_of_turn>")] == gguf.TokenType.CONTROL
+    assert types[tokens.index("<unk>")] == gguf.TokenType.UNKNOWN
+    merges = json.loads((family_models["gemma3"] / "tokenizer.json").read_text())["model"]["merges"]
+    made = [tokens.index("".join(m)) for m in merges[:20]]
+    assert [scores[i] for i in made] == sorted((scores[i] for i in made), reverse=True)  # earlier merge, higher
+    # Mistral 7B's kind puts ▁ before the text: Metaspace with a prepend scheme
+    assert adds_space_prefix({"pre_tokenizer": {"type": "Metaspace", "prepend_scheme": "first"}})
+    assert not adds_space_prefix({"pre_tokenizer": {"type": "Metaspace", "prepend_scheme": "never"}})
+    assert adds_space_prefix({"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}]}})
 
 
 def test_llama3_rope_factors_are_written(family_models, tmp_path):

@@ -73,7 +73,7 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
     """One sample rendered with the chat template: trained spans marked, masked spans plain."""
     from ..data.chat_format import ChatFormat
     from ..data.doctor import samples_for_display
-    from ..data.render import render_sample
+    from ..data.render import MASKS, mask_note, render_sample
     from ..models import load_tokenizer
 
     samples = samples_for_display(settings, args.index + 1)
@@ -84,11 +84,14 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
                              ChatFormat.of(settings))
     if args.json:
         print_json({"where": sample.where, "segments": [{"text": t, "trained": tr} for t, tr in rendered.segments],
-                    "tokens": len(rendered.input_ids), "trained_tokens": rendered.trained_tokens})
+                    "tokens": len(rendered.input_ids), "trained_tokens": rendered.trained_tokens,
+                    "mask": rendered.mask, "mask_missed": rendered.mask_missed, "mask_extra": rendered.mask_extra})
         return 0
     color = sys.stdout.isatty()
     print(f"# {sample.where}: {len(rendered.input_ids)} tokens, {rendered.trained_tokens} trained "
           + ("(trained text in green)" if color else "(trained text between <<< and >>>)"))
+    if rendered.mask:
+        print(f"# loss placed by {MASKS[rendered.mask]}" + mask_note(rendered.mask_extra, rendered.mask_missed))
     for text, trained in rendered.segments:
         if trained:
             print(f"\x1b[32m{text}\x1b[0m" if color else f"<<<{text}>>>", end="")
@@ -96,3 +99,4 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
             print(f"\x1b[2m{text}\x1b[0m" if color else text, end="")
     print()
     return 0
+

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from ..project import DataSettings
 from .chat_format import ChatFormat
 from .readers import DataProblem, DataSourceError, Row, read_source
-from .render import RenderError, Rendered, render_sample
+from .render import MASKS, RenderError, Rendered, render_sample
 from .shapes import Sample, detect_shape, to_sample
 
 DETECT_ROWS = 200
@@ -46,6 +46,8 @@ class DataReport:
     train_rows: int = 0
     eval_rows: int = 0
     eval_source: str = ""
+    mask: str = ""  # how the loss was placed (render.MASKS), once rendered
+    mask_missed: list[str] = field(default_factory=list)  # rows whose template markers left answer tokens out
 
     @property
     def tokens(self) -> dict[str, Any] | None:
@@ -84,7 +86,8 @@ class DataReport:
             "duplicates": self.duplicates, "truncated": self.truncated, "dropped_too_long": self.dropped_too_long,
             "train_rows": self.train_rows, "eval_rows": self.eval_rows, "eval_source": self.eval_source,
             "problem_counts": dict(self.problem_counts()), "problems": [p.to_dict() for p in self.problems],
-            "tokens": self.tokens, "histogram": self.histogram(),
+            "tokens": self.tokens, "histogram": self.histogram(), "mask": self.mask,
+            "mask_missed_rows": self.mask_missed,
         }
 
     def summary(self) -> str:
@@ -101,6 +104,11 @@ class DataReport:
         if self.train_rows or self.eval_rows:
             lines.append(f"  split: {self.train_rows} train, {self.eval_rows} eval"
                          + (f" ({self.eval_source})" if self.eval_source else ""))
+        if self.mask:
+            lines.append(f"  loss on the answers, placed by {MASKS[self.mask]}")
+        if self.mask_missed:
+            lines.append(f"  in {len(self.mask_missed)} row(s) the template's markers leave answer tokens or the "
+                         f"turn's end out; they are trained too (first at {self.mask_missed[0]})")
         if self.problems:
             lines.append(f"  {len(self.problems)} problem(s): "
                          + ", ".join(f"{n} {k}" for k, n in self.problem_counts().most_common()))
@@ -236,6 +244,10 @@ def _render_all(samples: list[Sample], tokenizer, max_length: int, over_length: 
             problem(f"nothing left to train on within max_length ({max_length} tokens): the answer starts after it",
                     "too_long")
             continue
+        if rendered.mask and report.mask != "template":
+            report.mask = rendered.mask
+        if rendered.mask_missed:
+            report.mask_missed.append(sample.where)
         report.token_lengths.append(len(rendered.input_ids))
         report.trained_tokens += rendered.trained_tokens
         out.append(rendered)

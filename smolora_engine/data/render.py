@@ -6,6 +6,11 @@ trained spans are found by rendering each conversation prefix: the text between
 "prefix + generation prompt" and "prefix + the assistant message" is that
 message's answer (its end-of-turn token included, so the model learns to stop); a token
 that overlaps an answer is trained, even when it starts on the space a template puts before it.
+Where the template marks the assistant's text with `{% generation %}` (SmolLM3's does), the
+tokenizer's own mask (`return_assistant_tokens_mask`) decides instead, as the model's authors meant;
+the prefix method still runs beside it, and a token it trains that the markers leave out (an answer
+token, the turn's end) is trained too and counted (`Rendered.mask_missed`), so the two cannot
+silently disagree.
 Prompt/completion rows become a user and an assistant turn when the model has a
 chat template (data.pair_format), else prompt + completion with the loss on the
 completion. Plain text is trained everywhere.
@@ -13,12 +18,16 @@ completion. Plain text is trained everywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .chat_format import ChatFormat, TemplateError
 from .shapes import Sample
 
 IGNORE = -100
+GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
+MASKS = {"prefix": "answer spans found from the template's prefixes",
+         "template": "the chat template's {% generation %} markers"}
 
 
 @dataclass
@@ -28,6 +37,9 @@ class Rendered:
     segments: list[tuple[str, bool]] = field(default_factory=list)  # (text, trained) pieces, for display
     truncated: bool = False
     sample: Sample | None = None  # what it was rendered from (eval prompts come from the held-out ones)
+    mask: str = ""  # for conversations, which method put the loss on the answers (MASKS)
+    mask_missed: int = 0  # tokens the prefix method trains that the template's markers left out (trained too)
+    mask_extra: int = 0  # tokens the template's markers train beyond the answer spans (an assistant header)
 
     @property
     def trained_tokens(self) -> int:
@@ -66,6 +78,35 @@ def _assistant_spans(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat)
     return full, spans
 
 
+def _template_mask(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat, ids: list[int]) -> list[int] | None:
+    """The tokenizer's own assistant mask where the template has `{% generation %}` markers, else None.
+
+    None too where it cannot be had (a slow tokenizer has no offsets) or does not describe these
+    exact ids; the prefix method then stands alone.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or not GENERATION_MARKER.search(template) or not tokenizer.is_fast:
+        return None
+    out = tokenizer.apply_chat_template(fmt.conversation(messages), tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True, **fmt.options)
+    if list(out["input_ids"]) != ids:
+        return None
+    return list(out["assistant_masks"])
+
+
+def _token_spans(offsets: list[tuple[int, int]], trained: list[bool]) -> list[tuple[int, int]]:
+    """The text spans covered by runs of consecutive trained tokens."""
+    spans: list[tuple[int, int]] = []
+    previous = False
+    for (start, end), on in zip(offsets, trained):
+        if on and previous:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        elif on:
+            spans.append((start, end))
+        previous = on
+    return spans
+
+
 def _segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     out, pos = [], 0
     for start, end in spans:
@@ -76,6 +117,17 @@ def _segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]
     if pos < len(text):
         out.append((text[pos:], False))
     return out
+
+
+def mask_note(extra: int, missed: int) -> str:
+    """What the template's own markers train beyond the answers, or leave out of them."""
+    notes = []
+    if extra:
+        notes.append(f"they also train {extra} token(s) of the template's own (the assistant header)")
+    if missed:
+        notes.append(f"they leave {missed} answer token(s) out, trained anyway")
+    return ("; " + "; ".join(notes)) if notes else ""
+
 
 
 def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt: ChatFormat | None = None) -> Rendered:
@@ -97,14 +149,20 @@ def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt:
         text = (sample.text or "") + (tokenizer.eos_token or "")
         spans = [(0, len(text))]
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoded["input_ids"])
-    labels = []
-    for token_id, (start, end) in zip(ids, encoded["offset_mapping"]):
-        # A token that overlaps an answer is trained: one that starts on the template's space before the
-        # answer (Mistral's " " + answer, SentencePiece's "▁Paris") carries the answer's first word.
-        trained = any((start < e and end > s) or (start == end and s < end <= e) for s, e in spans)
-        labels.append(token_id if trained else IGNORE)
+    ids, offsets = list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
+    # A token that overlaps an answer is trained: one that starts on the template's space before the
+    # answer (Mistral's " " + answer, SentencePiece's "▁Paris") carries the answer's first word.
+    trained = [any((start < e and end > s) or (start == end and s < end <= e) for s, e in spans)
+               for start, end in offsets]
+    mask, missed, extra = ("prefix" if messages else ""), 0, 0
+    if messages and (marked := _template_mask(messages, tokenizer, fmt, ids)) is not None:
+        mask = "template"
+        missed = sum(1 for p, t in zip(trained, marked) if p and not t)
+        extra = sum(1 for p, t in zip(trained, marked) if t and not p)
+        trained = [bool(t) or p for p, t in zip(trained, marked)]
+        spans = _token_spans(offsets, trained)
+    labels = [token_id if on else IGNORE for token_id, on in zip(ids, trained)]
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels = ids[:max_length], labels[:max_length]
-    return Rendered(ids, labels, _segments(text, spans), truncated, sample)
+    return Rendered(ids, labels, _segments(text, spans), truncated, sample, mask, missed, extra)

@@ -1,7 +1,8 @@
 """Export: a merged model as GGUF for llama.cpp and Ollama, with a Modelfile beside it.
 
 - families.py: what each model family needs in GGUF (llama.cpp's converter is the reference);
-- gguf_writer.py: the writer (tensors, hyperparameters, tokenizer, chat template);
+- gguf_writer.py: the writer (tensors, hyperparameters, chat template);
+- vocab.py: the tokenizer in the file (byte-level BPE or SentencePiece-style);
 - quants.py: the tensor types, in numpy or through llama.cpp's quantizer;
 - ollama.py: the Modelfile and its Go template, checked against the chat template;
 - checks.py: the file read back by transformers and by llama.cpp, against the merged model.
@@ -18,10 +19,11 @@ from typing import Callable
 from .. import events as ev
 from ..data.chat_format import ChatFormat
 from .errors import ExportError
-from .gguf_writer import adds_bos, write_gguf
+from .gguf_writer import write_gguf
 from .ollama import OllamaTemplate, modelfile_text, ollama_template
 from .quants import (INSTALL_LLAMACPP, KL_LIMITS, QUANTS, STORED_KL, check_quant, llamacpp_available,
                      needs_llamacpp)
+from .vocab import adds_bos
 
 __all__ = ["ExportError", "OllamaTemplate", "QUANTS", "export_dir", "export_merged", "export_run",
            "modelfile_text", "ollama_template", "read_export_report", "write_gguf"]
@@ -89,11 +91,10 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
                                         modelfile.name))
     report.update(modelfile=str(modelfile), ollama_template=template.note, stop_tokens=template.stops)
     _progress(emit, "checking the GGUF against the merged model", 0.6)
-    ref = checks.reference(merged, tokenizer, families.end_of_turn_ids(tokenizer, family), quant, family.gguf_arch,
-                           gguf_path, family.permute_qk)
+    ref = checks.reference(merged, tokenizer, families.end_of_turn_ids(tokenizer, family), quant, family, gguf_path)
     results, unchecked = {}, []
     if family.transformers_reads:
-        results["transformers"] = checks.with_transformers(gguf_path, ref, config)
+        results["transformers"] = checks.with_transformers(gguf_path, ref, config, family)
     else:
         unchecked.append(f"transformers cannot read {family.gguf_arch} GGUF files")
     _progress(emit, "checking the GGUF in llama.cpp", 0.8)

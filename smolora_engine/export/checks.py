@@ -60,14 +60,14 @@ def _round_as_stored(model, quant: str, gguf_arch: str) -> None:
             param.copy_(torch.from_numpy(data.reshape(param.shape)))
 
 
-def _read_as_stored(model, gguf_path: Path, gguf_arch: str, permuted: bool) -> None:
+def _read_as_stored(model, gguf_path: Path, family) -> None:
     """Each weight as llama.cpp's quantizer stored it in the file (the k-quants): read and dequantized,
-    q/k rows put back in the Hugging Face order."""
+    q/k rows put back in the Hugging Face order, norms without the family's offset."""
     import gguf
     import numpy as np
     import torch
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[gguf_arch.upper()], model.config.num_hidden_layers)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[family.gguf_arch.upper()], model.config.num_hidden_layers)
     stored = {t.name: t for t in gguf.GGUFReader(gguf_path).tensors}
     heads, kv_heads = model.config.num_attention_heads, model.config.num_key_value_heads
     with torch.no_grad():
@@ -77,14 +77,17 @@ def _read_as_stored(model, gguf_path: Path, gguf_arch: str, permuted: bool) -> N
                 continue  # the tied output head, read through the embeddings
             data = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
             data = data.reshape(param.shape)
-            if permuted and name.endswith(("q_proj.weight", "k_proj.weight")):
+            if name.endswith("norm.weight"):
+                data = data - family.norm_offset
+            if family.permute_qk and name.endswith(("q_proj.weight", "k_proj.weight")):
                 n = heads if name.endswith("q_proj.weight") else kv_heads
                 data = data.reshape(n, data.shape[0] // n // 2, 2, *data.shape[1:]).swapaxes(1, 2).reshape(param.shape)
             param.copy_(torch.from_numpy(np.ascontiguousarray(data)))
 
 
-def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, gguf_arch: str, gguf_path: Path,
-              permuted: bool) -> Reference:
+def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, family, gguf_path: Path) -> Reference:
+    """The merged model's predictions, and the same model rounded as the file at `gguf_path` stores it
+    (`family`: its families.Family)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -105,9 +108,9 @@ def reference(merged: Path, tokenizer, stop_ids: list[int], quant: str, gguf_arc
                              do_sample=False, eos_token_id=stop_ids or None, pad_token_id=stop_ids[0] if stop_ids
                              else None)
         if quant in NUMPY_TYPES:
-            _round_as_stored(model, quant, gguf_arch)
+            _round_as_stored(model, quant, family.gguf_arch)
         else:
-            _read_as_stored(model, gguf_path, gguf_arch, permuted)
+            _read_as_stored(model, gguf_path, family)
         stored = logprobs_of(model)
     answer = out[0, prompt.shape[1]:].tolist()
     stopped = bool(answer) and answer[-1] in stop_ids
@@ -136,9 +139,9 @@ def compare(ref: Reference, got: list) -> dict:
     return result
 
 
-def with_transformers(gguf_path: Path, ref: Reference, config) -> dict:
+def with_transformers(gguf_path: Path, ref: Reference, config, family) -> dict:
     """Load the GGUF back with transformers and compare its predictions with the merged model's
-    (`config`: the merged model's)."""
+    (`config`: the merged model's; `family`: its families.Family)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -150,8 +153,9 @@ def with_transformers(gguf_path: Path, ref: Reference, config) -> dict:
     rope_kind = rope_scaling(config)[0]
     unread = [what for what, missing in (
         (f"rope scaling {rope_kind}", rope_kind != "default"),
-        ("partial rotary", getattr(config, "partial_rotary_factor", 1.0) != 1.0)) if missing]
-    # Its GGUF reader ignores rope_freqs, rope factors and partial rotary: then the file's weights and
+        ("partial rotary", getattr(config, "partial_rotary_factor", 1.0) != 1.0),
+        (family.transformers_misses, bool(family.transformers_misses))) if missing]
+    # Its GGUF reader ignores rope_freqs, rope factors, partial rotary and Gemma 3's layer pattern: then the file's weights and
     # tokenizer are checked under the merged model's configuration (llama.cpp reads them all from the file).
     extra = {"config": config} if unread else {}
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
@@ -164,7 +168,7 @@ def with_transformers(gguf_path: Path, ref: Reference, config) -> dict:
               "chat_template": bool(getattr(gguf_tokenizer, "chat_template", None))}
     if extra:
         result["note"] = (f"{' and '.join(unread)} taken from the merged model's config: transformers does not "
-                          "read it from GGUF (llama.cpp does)")
+                          "read that from GGUF (llama.cpp does)")
     return result
 
 

@@ -3,7 +3,7 @@
 The facts come from llama.cpp's own converter (convert_hf_to_gguf.py): the GGUF
 architecture name, whether q/k rows are permuted into llama.cpp's rotary order,
 the keys a family adds (Granite's scales, Phi-3's partial rotary and sliding
-window), the extra tensors its rope scaling needs (Llama 3's `rope_freqs`,
+window, Gemma 3's sliding window and its norms stored as 1 + weight), the extra tensors its rope scaling needs (Llama 3's `rope_freqs`,
 Phi-3's long/short factors), and the BPE pre-tokenizer llama.cpp should use.
 
 The pre-tokenizer is found the way llama.cpp's converter finds it: the tokenizer
@@ -34,6 +34,9 @@ class Family:
     rope_scalings: tuple[str, ...] = ("default", "llama3")
     end_of_turn: tuple[str, ...] = field(default=())  # tokens that end an assistant turn
     refuse: Callable[[object], str | None] | None = None  # why a model of the family cannot be written
+    norm_offset: float = 0.0  # added to every norm weight (Gemma computes x * (1 + weight))
+    transformers_misses: str = ""  # what transformers' GGUF reader does not read back (the check then
+    # takes it from the merged model's config)
 
 
 def _phi3(writer, config) -> None:
@@ -61,6 +64,41 @@ def _granite(writer, config) -> None:
     writer.add_logit_scale(float(config.logits_scaling))
 
 
+GEMMA3_PATTERN = 6  # llama.cpp's gemma3: every 6th layer attends globally, the others in a sliding window
+GEMMA3_LOCAL_ROPE = 10000.0  # and the sliding layers' rope base, both constants there
+
+
+def _gemma3(writer, config) -> None:
+    """Gemma 3: the sliding window, and the global layers' linear rope scaling (4B and up)."""
+    import gguf
+
+    writer.add_sliding_window(int(getattr(config, "sliding_window", None) or 0))
+    kind, rope = rope_scaling(config)
+    if kind == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(float(rope["factor"]))
+
+
+def _gemma3_refuse(config) -> str | None:
+    """What llama.cpp's gemma3 hard-codes and a model could differ in."""
+    layers = config.num_hidden_layers
+    pattern = list(getattr(config, "layer_types", None) or [])
+    expected = ["full_attention" if (i + 1) % GEMMA3_PATTERN == 0 else "sliding_attention" for i in range(layers)]
+    if pattern and getattr(config, "sliding_window", None) and pattern != expected:
+        return f"its sliding-window layers are not 5 of every 6, which llama.cpp's gemma3 assumes ({pattern})"
+    rope = dict(getattr(config, "rope_parameters", None) or {})
+    local = rope.get("sliding_attention", {"rope_type": "default", "rope_theta": GEMMA3_LOCAL_ROPE})
+    if local.get("rope_type", "default") != "default" or float(local.get("rope_theta", 0)) != GEMMA3_LOCAL_ROPE:
+        return f"its sliding layers' rope ({local}) is not llama.cpp's fixed default with base 10000"
+    # llama.cpp scales attention by 1/sqrt(head_dim), or 1/sqrt(hidden / heads) for the 62-layer 27B
+    scale = config.hidden_size // config.num_attention_heads if layers == 62 else head_dim(config)
+    if getattr(config, "query_pre_attn_scalar", scale) != scale:
+        return f"its query_pre_attn_scalar ({config.query_pre_attn_scalar}) is not {scale}, which llama.cpp assumes"
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "attn_logit_softcapping", None):
+        return "it caps its logits (softcapping), which llama.cpp's gemma3 does not"
+    return None
+
+
 FAMILIES: dict[str, Family] = {
     "LlamaForCausalLM": Family("Llama 3.x, SmolLM2", "llama", True, "default",
                                end_of_turn=("<|eot_id|>", "<|im_end|>", "<|eom_id|>")),
@@ -71,10 +109,9 @@ FAMILIES: dict[str, Family] = {
                                  end_of_turn=("<|im_end|>", "<|eot_id|>"), refuse=_smollm3_refuse),
     "Phi3ForCausalLM": Family("Phi-3, Phi-4-mini", "phi3", False, "gpt-4o", _phi3,
                               rope_scalings=("default", "longrope", "su"), end_of_turn=("<|end|>",)),
-    "Gemma3ForCausalLM": Family("Gemma 3", "gemma3", False, "default", end_of_turn=("<end_of_turn>",),
-                                refuse=lambda _config: "its tokenizer is SentencePiece, which this exporter does not "
-                                                       "write yet; use llama.cpp's convert_hf_to_gguf.py on the "
-                                                       "merged folder"),
+    "Gemma3ForCausalLM": Family("Gemma 3", "gemma3", False, "default", _gemma3, rope_scalings=("default", "linear"),
+                                end_of_turn=("<end_of_turn>",), refuse=_gemma3_refuse, norm_offset=1.0,
+                                transformers_misses="Gemma 3's sliding-window layers and attention scale"),
     "GraniteForCausalLM": Family("Granite", "granite", True, "default", _granite, transformers_reads=False,
                                  end_of_turn=("<|end_of_text|>",)),
 }
@@ -118,7 +155,9 @@ def pre_tokenizer(tokenizer, family: Family) -> tuple[str, str]:
 
 
 def rope_scaling(config) -> tuple[str, dict]:
+    """The rope type and its parameters (of the global layers, where a model has several: Gemma 3)."""
     rope = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
+    rope = dict(rope.get("full_attention", rope))
     return str(rope.get("rope_type", rope.get("type", "default")) or "default").lower(), rope
 
 

@@ -2,12 +2,11 @@
 
 The file is written with the `gguf` package's writer and tensor-name maps (the same
 ones llama.cpp's converter uses); nothing is fetched at run time. The tokenizer
-(byte-level BPE) and the chat template go inside the file.
+(vocab.py) and the chat template go inside the file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from . import families
 from .errors import ExportError
 from .families import Family
 from .quants import NUMPY_TYPES, file_type, tensor_type
+from .vocab import write_vocab
 
 
 def tensors(folder: Path):
@@ -29,48 +29,6 @@ def tensors(folder: Path):
         with safe_open(str(path), framework="pt") as handle:
             for name in handle.keys():
                 yield name, handle.get_tensor(name).float().numpy()
-
-
-def vocabulary(folder: Path, vocab_size: int):
-    """(tokens, token types, merges) from a byte-level BPE tokenizer.json."""
-    import gguf
-
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise ExportError(f"{folder} has no tokenizer.json (a fast tokenizer): GGUF export needs one")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    model = data.get("model", {})
-    pre = data.get("pre_tokenizer") or {}
-    kinds = {p.get("type") for p in pre.get("pretokenizers", [pre])} if pre else set()
-    if model.get("type") != "BPE" or model.get("byte_fallback") or "Metaspace" in kinds:
-        kind = "SentencePiece-style" if model.get("byte_fallback") or "Metaspace" in kinds else \
-            model.get("type", "unknown")
-        raise ExportError(f"the tokenizer is {kind}, not byte-level BPE: GGUF export supports byte-level BPE "
-                          "tokenizers (SmolLM, Llama 3, Qwen, Phi-4, Mistral Nemo ...) for now; use llama.cpp's "
-                          "convert_hf_to_gguf.py on the merged folder for SentencePiece models (Gemma, Mistral 7B)")
-    vocab: dict[str, int] = model.get("vocab", {})
-    added = {t["id"]: t for t in data.get("added_tokens", [])}
-    by_id = {i: t for t, i in vocab.items()}
-    by_id.update({i: t["content"] for i, t in added.items()})
-    size = max(vocab_size, max(by_id) + 1)
-    tokens, types = [], []
-    for i in range(size):
-        if i in added:
-            tokens.append(added[i]["content"])
-            types.append(gguf.TokenType.CONTROL if added[i].get("special") else gguf.TokenType.USER_DEFINED)
-        elif i in by_id:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.NORMAL)
-        else:
-            tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return tokens, types, merges
-
-
-def adds_bos(tokenizer) -> bool:
-    """Whether the tokenizer adds BOS itself (so the GGUF tells llama.cpp to)."""
-    return bool(getattr(tokenizer, "add_bos_token", False))
 
 
 def _hyperparameters(writer, config, family: Family) -> None:
@@ -95,30 +53,6 @@ def _hyperparameters(writer, config, family: Family) -> None:
         writer.add_rope_scaling_attn_factors(attention_factor)
 
 
-def _tokenizer(writer, merged: Path, tokenizer, config, family: Family) -> dict:
-    tokens, types, merges = vocabulary(merged, config.vocab_size)
-    pre, pre_source = families.pre_tokenizer(tokenizer, family)
-    writer.add_vocab_size(len(tokens))
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(merges)
-    for setter, token_id in ((writer.add_bos_token_id, tokenizer.bos_token_id),
-                             (writer.add_eos_token_id, tokenizer.eos_token_id),
-                             (writer.add_unk_token_id, tokenizer.unk_token_id),
-                             (writer.add_pad_token_id, tokenizer.pad_token_id)):
-        if token_id is not None:
-            setter(int(token_id))
-    stops = families.end_of_turn_ids(tokenizer, family)
-    if len(stops) > 1:  # the turn ends on a token other than eos (Llama 3's <|eot_id|>, Phi's <|end|>)
-        writer.add_eot_token_id(stops[1])
-    writer.add_add_bos_token(adds_bos(tokenizer))
-    if tokenizer.chat_template:
-        writer.add_chat_template(tokenizer.chat_template)
-    return {"pre_tokenizer": pre, "pre_tokenizer_from": pre_source, "vocab_size": len(tokens)}
-
-
 def write_gguf(merged: Path, out: Path, quant: str = "q8_0", tokenizer=None) -> dict:
     """Write `merged` (a Hugging Face folder of a family in families.py) as one GGUF file at `out`,
     its tensors in `quant` (one of quants.NUMPY_TYPES)."""
@@ -141,7 +75,7 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", tokenizer=None) -> 
     _hyperparameters(writer, config, family)
     writer.add_file_type(file_type(quant))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    report = _tokenizer(writer, merged, tokenizer, config, family)
+    report = write_vocab(writer, merged, tokenizer, config, family)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[family.gguf_arch.upper()], layers)
     tied = bool(getattr(config, "tie_word_embeddings", False))
@@ -155,6 +89,8 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", tokenizer=None) -> 
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
             raise ExportError(f"tensor {hf_name} has no GGUF name: this model's layout is not supported")
+        if family.norm_offset and hf_name.endswith("norm.weight"):  # Gemma's norms scale by 1 + weight
+            data = data + family.norm_offset
         if family.permute_qk and hf_name.endswith("q_proj.weight"):
             data = families.permute(data, heads)
         elif family.permute_qk and hf_name.endswith("k_proj.weight"):

@@ -72,17 +72,21 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
         if not head.endswith(user_prefix):
             raise ValueError("the first turn is rendered differently")
         default_head = head[:len(head) - len(user_prefix)]
-        sys_prefix = sys_suffix = None
+        sys_prefix = sys_suffix = in_turn = None
         try:
             with_system = render([{"role": "system", "content": sys_m}, u])
             sys_prefix = with_system[:with_system.index(sys_m)]
             rest = with_system[with_system.index(sys_m) + len(sys_m):with_system.index(user_m)]
             if rest.endswith(user_prefix):
                 sys_suffix = rest[:len(rest) - len(user_prefix)]
+            elif sys_prefix == head:  # no system role (Gemma): the system text opens the first user turn
+                in_turn = rest
         except Exception:  # a template without a system role
             pass
-        expected = render([{"role": "system", "content": sys_m}, u, a, u2], True) if sys_suffix is not None else None
-        rebuilt = (f"{sys_prefix}{sys_m}{sys_suffix}{user_prefix}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}"
+        known = sys_suffix is not None or in_turn is not None
+        expected = render([{"role": "system", "content": sys_m}, u, a, u2], True) if known else None
+        opening = f"{sys_prefix}{sys_m}{sys_suffix}{user_prefix}" if in_turn is None else f"{head}{sys_m}{in_turn}"
+        rebuilt = (f"{opening}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}"
                    f"{user_prefix}{user2_m}{user_suffix}{gen}")
         if expected is not None and rebuilt != expected:
             raise ValueError("the rebuilt conversation differs from the chat template's")
@@ -98,14 +102,21 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
         # The runtime adds BOS itself (the GGUF says so): written in the template too, it would be doubled
         default_head, sys_prefix = default_head[len(bos):], (sys_prefix or "")[len(bos):]
         note += f"; its leading {bos} left to the runtime, which adds it"
-    parts = [default_head, user_prefix, user_suffix, gen, asst_suffix, sys_prefix or "", sys_suffix or ""]
+    parts = [default_head, user_prefix, user_suffix, gen, asst_suffix, sys_prefix or "", sys_suffix or "",
+             in_turn or ""]
     if any("{{" in p or '"""' in p for p in parts):
         return OllamaTemplate(None, ends, "the chat template's text cannot be quoted in a Modelfile")
+    first_turn = ""
     if sys_suffix is not None:
         system = f"{{{{ if .System }}}}{sys_prefix}{{{{ .System }}}}{sys_suffix}{{{{ else }}}}{default_head}{{{{ end }}}}"
+    elif in_turn is not None:  # the system text at the start of the first user turn, as the template puts it
+        system = f"{default_head}{{{{ $first := true }}}}"
+        first_turn = f"{{{{ if and $first $.System }}}}{{{{ $.System }}}}{in_turn}{{{{ end }}}}{{{{ $first = false }}}}"
+        note += "; the system message opens the first user turn, as the chat template writes it"
     else:
         system = default_head
-    template = (f"{system}{{{{ range .Messages }}}}{{{{ if eq .Role \"user\" }}}}{user_prefix}{{{{ .Content }}}}"
+        note += "; the chat template has no place for a system message, so SYSTEM is not used"
+    template = (f"{system}{{{{ range .Messages }}}}{{{{ if eq .Role \"user\" }}}}{user_prefix}{first_turn}{{{{ .Content }}}}"
                 f"{user_suffix}{{{{ else if eq .Role \"assistant\" }}}}{gen}{{{{ .Content }}}}{asst_suffix}"
                 f"{{{{ end }}}}{{{{ end }}}}{gen}")
     stops = [s for s in dict.fromkeys([asst_suffix.strip(), *ends]) if s]

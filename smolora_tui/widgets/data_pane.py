@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 
 from smolora_engine.data.preview import Preview, preview
+from smolora_engine.data.render import mask_note
 from smolora_engine.data.shapes import SHAPES, resolve_columns
 
 from ..dialogs import TextInputDialog
@@ -407,6 +408,9 @@ def render_sample(sample: dict, index: int) -> Text:
     text.append(f"sample {index + 1} · {sample.get('where', '')} · {sample.get('tokens', 0)} tokens, "
                 f"{sample.get('trained_tokens', 0)} trained (highlighted; dimmed text is masked) · v: next\n",
                 style="bold")
+    if sample.get("mask") == "template":
+        text.append("loss placed by the chat template's {% generation %} markers"
+                    + mask_note(sample.get("mask_extra", 0), sample.get("mask_missed", 0)) + "\n", style="italic")
     for segment in sample.get("segments", []):
         text.append(segment.get("text", ""), style="bold green" if segment.get("trained") else "dim")
     return text
