@@ -2,7 +2,10 @@
 
 The translation is checked against the Jinja template itself (a system + three-turn
 conversation rebuilt character for character); a template it cannot translate
-faithfully is left out, with a note saying to write TEMPLATE by hand.
+faithfully is left out, with a note saying to write TEMPLATE by hand. A system message
+has its own block, or opens the first user turn (Gemma: no system role), or the last
+one (Mistral); an answer may open with text of its own after an empty generation
+prompt (Mistral's " ").
 """
 
 from __future__ import annotations
@@ -54,16 +57,20 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
             closing["eos"] = True
             one = render([u])
         two, three = render([u, a]), render([u, a, u2])
-        if not one_gen.startswith(one) or one_gen == one:
-            raise ValueError("no generation prompt")
-        gen = one_gen[len(one):]
+        if not one_gen.startswith(one):
+            raise ValueError("the generation prompt does not follow the conversation")
+        gen = one_gen[len(one):]  # empty in Mistral's: the answer starts right after [/INST]
         asst_suffix = two[two.index(asst_m) + len(asst_m):]
         # the answer as a turn of the history (followed by another user turn): templates such as Qwen3's
         # give the last answer a think block, and the history's answers none, as the Go template does
         middle = three[three.index(user_m) + len(user_m):three.index(asst_m)]
-        if not middle.endswith(gen):
+        tail = one[one.index(user_m) + len(user_m):]
+        if middle.startswith(tail + gen):  # what opens an answer beyond the generation prompt (Mistral's " ")
+            user_suffix, asst_prefix = tail, middle[len(tail + gen):]
+        elif middle.endswith(gen) and gen:
+            user_suffix, asst_prefix = middle[:len(middle) - len(gen)], ""
+        else:
             raise ValueError("the answer does not follow the generation prompt")
-        user_suffix = middle[:len(middle) - len(gen)]
         between = three[three.index(asst_m) + len(asst_m):three.index(user2_m)]
         if not between.startswith(asst_suffix):
             raise ValueError("turns are not separated the same way")
@@ -73,6 +80,7 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
             raise ValueError("the first turn is rendered differently")
         default_head = head[:len(head) - len(user_prefix)]
         sys_prefix = sys_suffix = in_turn = None
+        in_last = False
         try:
             with_system = render([{"role": "system", "content": sys_m}, u])
             sys_prefix = with_system[:with_system.index(sys_m)]
@@ -86,11 +94,16 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
         known = sys_suffix is not None or in_turn is not None
         expected = render([{"role": "system", "content": sys_m}, u, a, u2], True) if known else None
         opening = f"{sys_prefix}{sys_m}{sys_suffix}{user_prefix}" if in_turn is None else f"{head}{sys_m}{in_turn}"
-        rebuilt = (f"{opening}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}"
+        rebuilt = (f"{opening}{user_m}{user_suffix}{gen}{asst_prefix}{asst_m}{asst_suffix}"
                    f"{user_prefix}{user2_m}{user_suffix}{gen}")
+        if in_turn is not None and rebuilt != expected:  # Mistral's: the system text opens the last user turn
+            in_last = True
+            rebuilt = (f"{head}{user_m}{user_suffix}{gen}{asst_prefix}{asst_m}{asst_suffix}"
+                       f"{user_prefix}{sys_m}{in_turn}{user2_m}{user_suffix}{gen}")
         if expected is not None and rebuilt != expected:
             raise ValueError("the rebuilt conversation differs from the chat template's")
-        if render([u, a, u2], True) != f"{default_head}{user_prefix}{user_m}{user_suffix}{gen}{asst_m}{asst_suffix}" \
+        if render([u, a, u2], True) != f"{default_head}{user_prefix}{user_m}{user_suffix}{gen}{asst_prefix}{asst_m}" \
+                                       f"{asst_suffix}" \
                                        f"{user_prefix}{user2_m}{user_suffix}{gen}":
             raise ValueError("the rebuilt conversation differs from the chat template's")
     except (ValueError, TypeError) as exc:
@@ -102,22 +115,26 @@ def ollama_template(tokenizer, fmt: ChatFormat | None = None, end_of_turn: list[
         # The runtime adds BOS itself (the GGUF says so): written in the template too, it would be doubled
         default_head, sys_prefix = default_head[len(bos):], (sys_prefix or "")[len(bos):]
         note += f"; its leading {bos} left to the runtime, which adds it"
-    parts = [default_head, user_prefix, user_suffix, gen, asst_suffix, sys_prefix or "", sys_suffix or "",
-             in_turn or ""]
+    parts = [default_head, user_prefix, user_suffix, gen, asst_prefix, asst_suffix, sys_prefix or "",
+             sys_suffix or "", in_turn or ""]
     if any("{{" in p or '"""' in p for p in parts):
         return OllamaTemplate(None, ends, "the chat template's text cannot be quoted in a Modelfile")
-    first_turn = ""
+    first_turn, messages = "", ".Messages"
     if sys_suffix is not None:
         system = f"{{{{ if .System }}}}{sys_prefix}{{{{ .System }}}}{sys_suffix}{{{{ else }}}}{default_head}{{{{ end }}}}"
-    elif in_turn is not None:  # the system text at the start of the first user turn, as the template puts it
+    elif in_turn is not None and in_last:  # the system text at the start of the last user turn (Mistral)
+        system, messages = default_head, "$i, $_ := .Messages"
+        first_turn = f"{{{{ if and (eq (len (slice $.Messages $i)) 1) $.System }}}}{{{{ $.System }}}}{in_turn}{{{{ end }}}}"
+        note += "; the system message opens the last user turn, as the chat template writes it"
+    elif in_turn is not None:  # the system text at the start of the first user turn (Gemma)
         system = f"{default_head}{{{{ $first := true }}}}"
         first_turn = f"{{{{ if and $first $.System }}}}{{{{ $.System }}}}{in_turn}{{{{ end }}}}{{{{ $first = false }}}}"
         note += "; the system message opens the first user turn, as the chat template writes it"
     else:
         system = default_head
         note += "; the chat template has no place for a system message, so SYSTEM is not used"
-    template = (f"{system}{{{{ range .Messages }}}}{{{{ if eq .Role \"user\" }}}}{user_prefix}{first_turn}{{{{ .Content }}}}"
-                f"{user_suffix}{{{{ else if eq .Role \"assistant\" }}}}{gen}{{{{ .Content }}}}{asst_suffix}"
+    template = (f"{system}{{{{ range {messages} }}}}{{{{ if eq .Role \"user\" }}}}{user_prefix}{first_turn}{{{{ .Content }}}}"
+                f"{user_suffix}{{{{ else if eq .Role \"assistant\" }}}}{gen}{asst_prefix}{{{{ .Content }}}}{asst_suffix}"
                 f"{{{{ end }}}}{{{{ end }}}}{gen}")
     stops = [s for s in dict.fromkeys([asst_suffix.strip(), *ends]) if s]
     return OllamaTemplate(template, stops, note)
