@@ -25,6 +25,7 @@ BENCHES = [  # (name, script and arguments, slow)
     ("training tokens/s vs the SmoLoRA recipe and plain TRL", ["train_throughput.py", "--pairs", "2"], True),
     ("one training step by kind of op", ["profile_step.py"], True),
     ("GGUF export of the embedded model at every type", ["export_types.py"], True),
+    ("GGUF export of every model family (tiny random models)", ["export_families.py"], True),
     ("TUI first frame", ["first_frame.py"], False),
     ("event flood (2,000 events/s)", ["event_flood.py", "--seconds", "20"], False),
     ("preview of a 1 GB JSONL", ["preview_large.py"], False),
