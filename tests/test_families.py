@@ -161,6 +161,22 @@ def test_a_sentencepiece_tokenizer_is_written_with_scores_in_merge_order(family_
     assert adds_space_prefix({"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}]}})
 
 
+def test_a_name_that_says_phi3_does_not_abort_llama_cpp(family_models, tmp_path):
+    """llama.cpp looks up Phi-3's </s>, <unk>, <s> by text for a model named phi3; this tokenizer has none."""
+    import gguf
+
+    from smolora_engine.export import write_gguf
+
+    assert "phi3" in family_models["phi3"].name  # the folder the model is read from names it
+    report = write_gguf(family_models["phi3"], tmp_path / "p.gguf", "f16")
+    name = gguf.GGUFReader(report["path"]).fields["general.name"]
+    assert bytes(name.parts[name.data[0]]).decode() == family_models["phi3"].name.replace("phi3", "phi 3")
+    if llamacpp_available():
+        from llama_cpp import Llama
+
+        Llama(model_path=report["path"], vocab_only=True, verbose=False)  # raised "Failed to load" before
+
+
 def test_llama3_rope_factors_are_written(family_models, tmp_path):
     import gguf
 

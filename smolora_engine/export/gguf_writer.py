@@ -8,6 +8,7 @@ ones llama.cpp's converter uses); nothing is fetched at run time. The tokenizer
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..fsutil import normal_file_mode
@@ -29,6 +30,20 @@ def tensors(folder: Path):
         with safe_open(str(path), framework="pt") as handle:
             for name in handle.keys():
                 yield name, handle.get_tensor(name).float().numpy()
+
+
+PHI3_NAMED = re.compile(r"phi-?3", re.IGNORECASE)
+PHI3_TOKENS = ("</s>", "<unk>", "<s>", "<|endoftext|>")
+
+
+def model_name(name: str, tokenizer) -> str:
+    """general.name, as llama.cpp reads it: a name containing "phi3" or "phi-3" makes it look up Phi-3's
+    four tokens by text when it loads the vocabulary, and abort when one is missing (a Phi-4-mini
+    tokenizer, a folder someone named phi3-...); such a name is written with a space instead."""
+    vocab = tokenizer.get_vocab()
+    if PHI3_NAMED.search(name) and not all(token in vocab for token in PHI3_TOKENS):
+        return PHI3_NAMED.sub(lambda m: m.group(0)[:3] + " 3", name)
+    return name
 
 
 def _hyperparameters(writer, config, family: Family) -> None:
@@ -71,7 +86,7 @@ def write_gguf(merged: Path, out: Path, quant: str = "q8_0", tokenizer=None) -> 
     tmp = out.with_name(f".{out.name}.tmp")
     writer = gguf.GGUFWriter(str(tmp), family.gguf_arch)
     name = getattr(config, "_name_or_path", "") or merged.name
-    writer.add_name(Path(str(name)).name or "smolora-model")
+    writer.add_name(model_name(Path(str(name)).name or "smolora-model", tokenizer))
     _hyperparameters(writer, config, family)
     writer.add_file_type(file_type(quant))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
