@@ -177,6 +177,23 @@ def test_a_name_that_says_phi3_does_not_abort_llama_cpp(family_models, tmp_path)
         Llama(model_path=report["path"], vocab_only=True, verbose=False)  # raised "Failed to load" before
 
 
+def test_a_reader_that_cannot_load_the_file_is_named_not_a_crash(family_models, tmp_path):
+    """transformers maps a llama-architecture file named "mistral" to a model type its GGUF reader cannot
+    map: the export says the check could not run, and llama.cpp still checks it."""
+    import shutil
+
+    from smolora_engine.export import export_merged
+
+    named = shutil.copytree(family_models["mistral"], tmp_path / "mistral")  # general.name, exactly "mistral"
+    report = export_merged(named, tmp_path / "out", "f16")
+    assert "transformers" not in report["checks"]
+    assert any(r.startswith("transformers could not load the file: NotImplementedError") for r in report["unchecked"])
+    if llamacpp_available():
+        assert report["ok"] and report["checks"]["llama.cpp"]["agreement"] >= 0.98
+    else:
+        assert report["ok"] is None
+
+
 def test_llama3_rope_factors_are_written(family_models, tmp_path):
     import gguf
 

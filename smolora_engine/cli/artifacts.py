@@ -84,9 +84,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                     print(f"  one chat turn through the file's template: "
                           f"{'stopped at the end of the turn' if chat['stopped_at_end_of_turn'] else 'did NOT stop'}"
                           f", {'the merged model’s answer' if chat['same_answer'] else 'a different answer'}")
+            if report.get("error"):
+                print(report["error"])
             for reason in report["unchecked"]:
                 print(f"not checked: {reason}")
-            verdict = "ok" if report["ok"] else "FAILED" if report["checks"] else "NOT CHECKED"
+            verdict = "ok" if report["ok"] else "FAILED" if report["ok"] is False else "NOT CHECKED"
             print(f"export check: {verdict}")
             print(f"use it: cd {Path(report['path']).parent} && ollama create {args.project} "
                   f"-f {Path(report['modelfile']).name}")

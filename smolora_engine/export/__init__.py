@@ -92,19 +92,28 @@ def export_merged(merged: Path, out_dir: Path, quant: str = "q8_0", emit: Emit |
     report.update(modelfile=str(modelfile), ollama_template=template.note, stop_tokens=template.stops)
     _progress(emit, "checking the GGUF against the merged model", 0.6)
     ref = checks.reference(merged, tokenizer, families.end_of_turn_ids(tokenizer, family), quant, family, gguf_path)
-    results, unchecked = {}, []
+    results, unchecked, unloadable = {}, [], ""
     if family.transformers_reads:
-        results["transformers"] = checks.with_transformers(gguf_path, ref, config, family)
+        try:
+            results["transformers"] = checks.with_transformers(gguf_path, ref, config, family)
+        except Exception as exc:  # its GGUF reader's own limits (it maps a llama file named "mistral" to a
+            # model type it cannot read): the file is for llama.cpp, so this leaves the check undone
+            unchecked.append(f"transformers could not load the file: {type(exc).__name__}: {exc}"[:300])
     else:
         unchecked.append(f"transformers cannot read {family.gguf_arch} GGUF files")
     _progress(emit, "checking the GGUF in llama.cpp", 0.8)
     if llamacpp_available():
-        results["llama.cpp"] = checks.with_llamacpp(gguf_path, ref)
+        try:
+            results["llama.cpp"] = checks.with_llamacpp(gguf_path, ref)
+        except Exception as exc:  # llama.cpp is what the file is for: not loading there is a failed export
+            unloadable = f"llama.cpp could not load the file: {type(exc).__name__}: {exc}"[:300]
     else:
         unchecked.append(f"llama.cpp check not run: llama-cpp-python is not installed ({INSTALL_LLAMACPP})")
     report["checks"], report["unchecked"] = results, unchecked
     report["check"] = next(iter(results.values()), None)  # the first check that ran, as the app shows it
     report["ok"] = all(_verdict(c, quant, name) for name, c in results.items()) if results else None
+    if unloadable:
+        report["ok"], report["error"] = False, unloadable
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     _progress(emit, "exported", 1.0)
     return report

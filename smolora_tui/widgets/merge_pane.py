@@ -66,8 +66,8 @@ def describe_export(report: dict | None) -> Text:
         return Text("not exported yet: press e", style="dim")
     ok = report.get("ok")
     checks = report.get("checks") or ({"transformers": report["check"]} if report.get("check") else {})
-    verdict = ("✓ verified", "green") if ok else ("✗ check failed", "bold red") if checks else ("? not checked",
-                                                                                           "bold yellow")
+    verdict = (("✓ verified", "green") if ok else ("✗ check failed", "bold red") if ok is False
+               else ("? not checked", "bold yellow"))
     text = Text.assemble(("GGUF ", "bold"), (report.get("quant", "?") + " "), verdict)
     for name, check in checks.items():
         text.append(f"\n  {name}: argmax agreement {check.get('agreement', 0):.1%}, largest log-prob difference "
@@ -79,6 +79,8 @@ def describe_export(report: dict | None) -> Text:
         if chat:
             text.append(f"\n    chat turn: {'stops at the end of the turn' if chat['stopped_at_end_of_turn'] else 'did not stop'}"
                         f", {'same answer as the merged model' if chat['same_answer'] else 'answer differs'}")
+    if report.get("error"):
+        text.append(f"\n  {report['error']}", style="bold red")
     for reason in report.get("unchecked", []):
         text.append(f"\n  {reason}", style="dim")
     text.append(f"\n  file: {report.get('path', '')} ({report.get('bytes', 0) / 2**20:.0f} MB)")
