@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PACK_TOKENS = 2048  # tokens per packed row: long enough to keep the matmuls busy, short enough for attention
+PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls busy, short enough that
+# attention, which sees the whole row under a block-diagonal mask (no varlen kernel on CPU), stays cheap:
+# on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of ~1080, in 1.3 GB less
 COMFORTABLE = 0.5  # checkpointing auto stays off while the step needs at most half the free memory
 PACKED_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
