@@ -22,7 +22,7 @@ dtype each recipe uses (4 x parameters FLOPs per token), and the medians over pa
   (training/recipe.py: the probed precision, step-level padding-free packing, checkpointing
   auto; the loss from the LM head at trained positions only, training/loss.py).
 
-Usage: python bench/train_throughput.py [--pairs 2] [--short 128] [--long 48]
+Usage: python bench/train_throughput.py [--pairs 2] [--short 128] [--long 48] [--data short|long]
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=128, help="training examples of the short data set")
     parser.add_argument("--long", type=int, default=48, help="training examples of the long data set")
     parser.add_argument("--worker", choices=RECIPES)
-    parser.add_argument("--data", choices=("short", "long"))
+    parser.add_argument("--data", choices=("short", "long"), help="one data set only (and the worker's)")
     parser.add_argument("--examples", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -264,6 +264,8 @@ def main() -> None:
     ratios: dict[str, list[float]] = {"smolora-recipe": [], "trl-strong": []}
     with tempfile.TemporaryDirectory() as folder:
         for data_name, examples in (("short", args.short), ("long", args.long)):
+            if args.data and data_name != args.data:  # one data set only
+                continue
             results: dict[str, list[dict]] = {r: [] for r in RECIPES}
             for pair in range(args.pairs):
                 for recipe in RECIPES:
