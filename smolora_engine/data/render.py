@@ -129,7 +129,6 @@ def mask_note(extra: int, missed: int) -> str:
     return ("; " + "; ".join(notes)) if notes else ""
 
 
-
 def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt: ChatFormat | None = None) -> Rendered:
     """Token ids and labels for one sample (truncated to max_length when given), rendered as `fmt` says."""
     fmt = fmt or ChatFormat()
