@@ -46,6 +46,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     import torch
     from datasets import Dataset
     from peft import get_peft_model
+    from train_throughput import data_set
     from transformers import TrainerCallback, set_seed
 
     from smolora_engine.data import prepare
@@ -53,10 +54,14 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     from smolora_engine.models import load_model
     from smolora_engine.project import Project
     from smolora_engine.quiet import quiet_libraries
+    from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
-    from train_throughput import data_set
+    from smolora_engine.training.trainer import (
+        lora_config,
+        make_trainer_class,
+        training_args,
+    )
 
     quiet_libraries()
     rows, _ = data_set(data_name, 32)
@@ -75,6 +80,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
                                           max(len(r.input_ids) for r in data.train), model.config)
         if not plan.checkpointing:
             keep_freed_memory()
+        apply_attention(model, plan)
         args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
         args.save_strategy = "no"
         holder: dict = {}

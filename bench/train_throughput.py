@@ -145,9 +145,14 @@ def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
     from smolora_engine.models import load_model
     from smolora_engine.project import DataSettings, Project
     from smolora_engine.quiet import quiet_libraries
+    from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from smolora_engine.training.trainer import (
+        lora_config,
+        make_trainer_class,
+        training_args,
+    )
 
     quiet_libraries()
     train_rows, held_rows = data_set(data_name, examples)
@@ -176,6 +181,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
                                               model.config)
             if not plan.checkpointing:
                 keep_freed_memory()
+            apply_attention(peft_model, plan)
             args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
             args.save_strategy, args.logging_steps = "no", 1
             trainer_cls, extra = counting(make_trainer_class()), {}

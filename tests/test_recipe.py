@@ -14,7 +14,7 @@ from smolora_engine.project import Project, project_from_dict
 from smolora_engine.training.recipe import PACK_TOKENS, plan_checkpointing, plan_packing
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "sdpa_segments"])
 def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tmp_path, attention):
     """Three samples (two chat-like with masked prompts, one plain text) packed into one row give the
     loss and adapter gradients of the three fed one at a time: attention never crosses samples, the
@@ -25,11 +25,17 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tm
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from smolora_engine.device import DeviceChoice
+    from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.recipe import Recipe
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from smolora_engine.training.trainer import (
+        PACKED_BOUNDS,
+        lora_config,
+        make_trainer_class,
+        training_args,
+    )
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention.split("_")[0])
     model.config.use_cache = False
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     project = Project(name="pack")
@@ -43,8 +49,10 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tm
         ids = torch.randint(3, model.config.vocab_size, (length,), generator=generator).tolist()
         samples.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
     choice = DeviceChoice("cpu", "float32", "test")
-    recipe = Recipe("float32", "test", plan_packing("on", 3, 1, 41), False, "test")
+    recipe = Recipe("float32", "test", plan_packing("on", 3, 1, 41), False, "test", attention, "test")
     assert recipe.packing.packed and recipe.packing.micro_batch == 3
+    apply_attention(model, recipe)
+    assert model.config._attn_implementation == attention
     trainer = make_trainer_class()(model=model, args=training_args(project, tmp_path, choice.device, recipe, False),
                                    train_dataset=Dataset.from_list(samples), processing_class=tokenizer)
     # The count the trainer passes as num_items_in_batch: every label but the first of each sample.
@@ -61,6 +69,7 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tm
 
     packed_batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(samples)
     assert "attention_mask" not in packed_batch and packed_batch["input_ids"].shape == (1, 94)
+    assert set(PACKED_BOUNDS) <= packed_batch.keys()  # the samples' bounds, which per-sample sdpa reads
     assert packed_batch["position_ids"][0].tolist()[:25] == list(range(23)) + [0, 1]
     single = DataCollatorForLanguageModeling(pad_token_id=0)
     packed_loss, packed_grads = loss_and_grads([packed_batch])
@@ -70,7 +79,8 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(tiny_model_dir, tm
     for name, grad in packed_grads.items():
         torch.testing.assert_close(grad, alone_grads[name], rtol=1e-4, atol=1e-6, msg=name)
     # And the check can fail: the same row with one sequence's positions (attention crossing samples) differs.
-    crossing = dict(packed_batch, position_ids=torch.arange(94)[None])
+    crossing = {k: v for k, v in packed_batch.items() if k not in PACKED_BOUNDS}
+    crossing["position_ids"] = torch.arange(94)[None]
     crossing_loss, _ = loss_and_grads([crossing])
     assert not math.isclose(crossing_loss, alone_loss, rel_tol=1e-3)
 

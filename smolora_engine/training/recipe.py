@@ -8,6 +8,9 @@ Each choice comes with the reason the worker logs (and the settings screen shows
   and no token is padding. The samples per optimizer step (batch_size x grad_accum)
   and the loss (a sum over trained tokens divided by their count over the whole step)
   stay what they are unpacked; only the number of forward passes changes;
+- attention on packed rows: flash-attention's varlen kernels where the model loaded them (CUDA
+  with flash-attn installed); elsewhere sdpa once per sample (attention.py), since sdpa alone
+  would compute each row's whole square under the mask;
 - gradient checkpointing `auto`: off when the step fits comfortably in free memory
   without it (it costs about 30 % on CPU), on otherwise.
 
@@ -22,7 +25,8 @@ PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls bus
 # attention, which sees the whole row under a block-diagonal mask (no varlen kernel on CPU), stays cheap:
 # on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of ~1080, in 1.3 GB less
 COMFORTABLE = 0.5  # checkpointing auto stays off while the step needs at most half the free memory
-PACKED_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+SEGMENTS = "sdpa_segments"  # attention.NAME, named here without importing torch
+PACKED_ATTENTION = ("sdpa", SEGMENTS, "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Recipe:
     packing: Packing
     checkpointing: bool
     checkpointing_reason: str
+    attention: str | None = None  # the attention implementation to train with (None: as loaded)
+    attention_reason: str = ""
 
     def lines(self) -> list[str]:
         p = self.packing
@@ -48,7 +54,22 @@ class Recipe:
                  else f"batch {p.micro_batch} x {passes}")
         return [f"precision: {self.dtype} ({self.dtype_reason})",
                 f"packing: {'on' if p.packed else 'off'}, {shape} ({p.reason})",
-                f"gradient checkpointing: {'on' if self.checkpointing else 'off'} ({self.checkpointing_reason})"]
+                f"gradient checkpointing: {'on' if self.checkpointing else 'off'} ({self.checkpointing_reason})",
+                *([f"attention: {self.attention} ({self.attention_reason})"] if self.attention else [])]
+
+
+def plan_attention(packing: Packing, attention: str | None) -> tuple[str | None, str]:
+    """The attention that keeps packed samples apart at the least cost, with the reason."""
+    if attention is None:
+        return None, ""
+    if not packing.packed:
+        return attention, "as loaded: rows are not packed"
+    if attention == "sdpa":
+        return SEGMENTS, ("sdpa once per packed sample: without a varlen kernel sdpa would compute the whole row "
+                          "and mask the rest away")
+    if attention.startswith("flash_attention"):
+        return attention, "its varlen kernels attend within each packed sample"
+    return attention, "as loaded: the mask transformers builds keeps packed samples apart"
 
 
 def plan_packing(setting: str, batch_size: int, grad_accum: int, longest: int,
@@ -97,7 +118,8 @@ def choose_recipe(project, choice, longest: int, model_config, estimate) -> Reci
         checkpointing, reason = estimate.checkpointing, estimate.checkpointing_reason
     else:
         checkpointing, reason = plan_checkpointing(t.gradient_checkpointing, None, None)
-    return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason)
+    return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason,
+                  *plan_attention(packing, attention))
 
 
 def plan_run(project, choice, longest: int, model_config):

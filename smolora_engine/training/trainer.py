@@ -13,6 +13,10 @@ from pathlib import Path
 
 from ..project import Project
 
+# What the padding-free collator sends about a packed row's samples, for varlen attention
+# (flash-attention on CUDA, per-sample sdpa elsewhere: attention.py)
+PACKED_BOUNDS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+
 
 def make_trainer_class():
     """SFTTrainer with a loss computed from the LM head at the trained positions only."""
@@ -42,13 +46,14 @@ def make_trainer_class():
             distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
             if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
                     or getattr(config, "logit_scale", None) or not hasattr(lm, "get_decoder")):
-                inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "labels",
-                                                                   "position_ids")}
+                inputs = {k: v for k, v in inputs.items()
+                          if k in ("input_ids", "attention_mask", "labels", "position_ids", *PACKED_BOUNDS)}
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
             labels = inputs["labels"]
+            bounds = {k: inputs[k] for k in PACKED_BOUNDS if k in inputs}  # packed rows' sample bounds
             hidden = lm.get_decoder()(
                 input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                position_ids=inputs.get("position_ids"), use_cache=False,
+                position_ids=inputs.get("position_ids"), use_cache=False, **bounds,
             ).last_hidden_state
             target = labels[:, 1:]
             keep = target != -100

@@ -23,6 +23,7 @@ from ..runs import (
     COMPLETE_MARKER, latest_complete_checkpoint, list_run_ids, new_run_id, process_start_time, read_run_settings,
     run_dir, summarize, training_lock,
 )
+from .attention import apply_attention
 from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
@@ -176,6 +177,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         recipe, estimate, available = plan_run(project, choice, longest, model.config)
         for line in recipe.lines():
             emit(ev.Log(message=line))
+        apply_attention(model, recipe)
         if not recipe.checkpointing:
             keep_freed_memory()
         if estimate is not None:
