@@ -46,7 +46,6 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     import torch
     from datasets import Dataset
     from peft import get_peft_model
-    from train_throughput import data_set
     from transformers import TrainerCallback, set_seed
 
     from smolora_engine.data import prepare
@@ -57,11 +56,8 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
-    from smolora_engine.training.trainer import (
-        lora_config,
-        make_trainer_class,
-        training_args,
-    )
+    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from train_throughput import data_set
 
     quiet_libraries()
     rows, _ = data_set(data_name, 32)
