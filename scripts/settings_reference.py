@@ -25,7 +25,7 @@ def toml_value(value) -> str:
 
 
 def reference() -> str:
-    from smolora_engine.project import field_docs
+    from smolora_engine.project_fields import field_docs
 
     lines, section = [], None
     for key, type_word, default, doc in field_docs():

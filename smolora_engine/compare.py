@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import Eval, Finished, Samples, Started, Step
-from .project import project_from_dict
+from .project_load import project_from_dict
 from .runs import RunInfo, duration, list_run_ids, read_run_settings, summarize
 
 # Not settings a run trains with: who it is, and where it was written.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import paths
 from .fsutil import atomic_write_text
-from .project import Problem, Project, ProjectError, blocking, parse_toml, project_from_dict
+from .project import Problem, Project, ProjectError
+from .project_load import blocking, parse_toml, project_from_dict
 
 
 @dataclass

@@ -12,7 +12,8 @@ from textual.widget import Widget
 
 from smolora_engine import paths
 from smolora_engine.projects import create_project
-from smolora_engine.project import PRESETS, ProjectError
+from smolora_engine.project import ProjectError
+from smolora_engine.project_fields import PRESETS
 
 from .dialogs import ConfirmDialog
 from .screens.help import HelpScreen

@@ -9,7 +9,9 @@ import pytest
 from smolora_engine.evaluation.answers import score_answers
 from smolora_engine.evaluation.checks import CheckError, parse_check, parse_checks
 from smolora_engine.evaluation.prompts import PromptsError, prompt_of_sample, read_prompts_file, select_prompts
-from smolora_engine.project import Project, blocking, set_value
+from smolora_engine.project import Project
+from smolora_engine.project_load import blocking
+from smolora_engine.project_fields import set_value
 
 
 @pytest.mark.parametrize("check, answer, passed", [
@@ -132,7 +134,7 @@ def test_the_pass_rate_counts_only_prompts_that_have_checks(tmp_path):
 @pytest.mark.parametrize("checks", [["contains:Paris", "max_words:40"], ["contains:Hello, world", r"regex:\d{1,3}$"],
                                     ["regex:-- Smolora$"]])
 def test_the_settings_form_gives_back_the_checks_it_shows(checks):
-    from smolora_engine.project import field_specs
+    from smolora_engine.project_fields import field_specs
     from smolora_tui.widgets.settings_form import as_text, parse_text
 
     spec = next(s for s in field_specs() if s.key == "eval.checks")

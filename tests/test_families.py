@@ -248,7 +248,8 @@ def test_answers_stop_at_the_family_end_of_turn(family_models, name):
 
 def test_output_export_quant_offers_every_type_export_writes():
     from smolora_engine.export.quants import QUANTS
-    from smolora_engine.project import Project, set_value
+    from smolora_engine.project import Project
+    from smolora_engine.project_fields import set_value
 
     for quant in QUANTS:
         assert set_value(Project(name="p"), "output.export_quant", quant)[1] == []

@@ -8,7 +8,9 @@ import pytest
 
 from smolora_engine import paths
 from smolora_engine.fsutil import atomic_write_text
-from smolora_engine.project import Project, ProjectError, field_docs, parse_assignment, project_from_dict, set_value
+from smolora_engine.project import Project, ProjectError
+from smolora_engine.project_load import project_from_dict
+from smolora_engine.project_fields import field_docs, parse_assignment, set_value
 from smolora_engine.projects import (
     create_project, delete_project, duplicate_project, list_projects, load_project, read_project,
     rename_project, save_project,

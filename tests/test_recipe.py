@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from smolora_engine import precision
-from smolora_engine.project import Project, project_from_dict
+from smolora_engine.project import Project
+from smolora_engine.project_load import project_from_dict
 from smolora_engine.training.recipe import PACK_TOKENS, plan_checkpointing, plan_packing
 
 

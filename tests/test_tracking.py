@@ -9,7 +9,7 @@ import pytest
 from smolora_engine import events as ev
 from smolora_engine.cli import main
 from smolora_engine.demo import demo_train_file
-from smolora_engine.project import set_value
+from smolora_engine.project_fields import set_value
 from smolora_engine.projects import create_project, save_project
 from smolora_engine.runs import list_runs
 

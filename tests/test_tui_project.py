@@ -11,7 +11,7 @@ from smolora_engine import paths
 from smolora_engine.demo import demo_train_file
 from smolora_engine.projects import create_project, load_project
 from smolora_tui.app import SmoloraApp
-from smolora_tui.dialogs import ChoiceDialog, ConfirmDialog
+from smolora_tui.dialogs import ChoiceDialog
 from smolora_tui.screens.picker import ProjectPicker
 from smolora_tui.screens.project import ProjectScreen
 from smolora_tui.state import load_state
@@ -306,7 +306,7 @@ async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():
 
 async def test_modes_and_rows_not_on_screen_are_built_after_the_first_frame():
     """Start-up builds only what the first frame shows; the rest follows without being asked for."""
-    from smolora_engine.project import field_specs
+    from smolora_engine.project_fields import field_specs
     from smolora_tui.widgets.chat_pane import ChatPane
     from smolora_tui.widgets.merge_pane import MergePane
     from smolora_tui.widgets.train_pane import TrainPane

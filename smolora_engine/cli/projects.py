@@ -8,7 +8,8 @@ from dataclasses import asdict
 
 from .. import paths
 from ..estimate import FactsError, estimate_for, read_facts, targets_problem
-from ..project import blocking, field_doc, field_docs, parse_assignment, set_value, warnings_of
+from ..project_load import blocking, warnings_of
+from ..project_fields import field_doc, field_docs, parse_assignment, set_value
 from .common import command, fail, print_json
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from ..project import parse_assignment
+from ..project_fields import parse_assignment
 from .queue_file import Entry, QueueError, editing, entry_status, move_entry, read_queue, remove_entry, \
     retry_entry, runner_log_file
 from .runner import Runner, RunnerBusy, runner_holder, start_runner_detached, stop_runner

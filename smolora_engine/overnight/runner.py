@@ -25,7 +25,7 @@ from typing import Callable
 from .. import paths
 from ..fsutil import atomic_write_text
 from ..locks import holding
-from ..project import blocking, project_from_dict
+from ..project_load import blocking, project_from_dict
 from ..runs import new_run_id, run_dir, running_holder, summarize
 from .queue_file import RUN_STATUS_TO_ENTRY, Entry, QueueError, editing, entry_status, read_queue, \
     runner_holder, runner_lock_file, runner_log_file, runner_pid

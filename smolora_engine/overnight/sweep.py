@@ -12,7 +12,11 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from ..project import Problem, Project, blocking, field_doc, field_docs, parse_assignment, set_value
+from ..project import Problem, Project
+
+from ..project_load import blocking
+
+from ..project_fields import field_doc, field_docs, parse_assignment, set_value
 
 
 class SweepError(ValueError):

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import events as ev
-from ..project import Project, tracker_missing
+from ..project import Project
+from ..project_load import tracker_missing
 from .errors import TrainingRefused
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .. import events as ev
 from ..fsutil import atomic_write_text, give_normal_modes
-from ..project import Project, project_from_dict
+from ..project import Project
+from ..project_load import project_from_dict
 from ..runs import (
     COMPLETE_MARKER, latest_complete_checkpoint, list_run_ids, new_run_id, process_start_time, read_run_settings,
     run_dir, summarize, training_lock,

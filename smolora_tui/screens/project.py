@@ -14,7 +14,11 @@ from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
 from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
 
-from smolora_engine.project import PRESETS, ProjectError, apply_preset, blocking, set_value
+from smolora_engine.project import ProjectError
+
+from smolora_engine.project_load import blocking
+
+from smolora_engine.project_fields import PRESETS, apply_preset, set_value
 from smolora_engine.projects import ProjectEntry, read_project, save_project
 from smolora_engine.runs import running_holder
 

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from smolora_engine.overnight.commands import queue_rows
 from smolora_engine.overnight.queue_file import Entry, format_value
 from smolora_engine.overnight.sweep import SweepError, check_variation, expand, split_assignments
-from smolora_engine.project import parse_assignment
+from smolora_engine.project_fields import parse_assignment
 
 from ..dialogs import ConfirmDialog, TextInputDialog
 from ..engine_cli import run_engine

@@ -12,10 +12,11 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from smolora_engine.project import (
-    FieldSpec, Problem, Project, blocking, field_specs, get_value, parse_assignment, project_from_dict, set_value,
-    warnings_of,
-)
+from smolora_engine.project import Problem, Project
+
+from smolora_engine.project_load import blocking, project_from_dict, warnings_of
+
+from smolora_engine.project_fields import FieldSpec, field_specs, get_value, parse_assignment, set_value
 
 from ..later import Later
 
