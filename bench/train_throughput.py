@@ -23,6 +23,8 @@ dtype each recipe uses (4 x parameters FLOPs per token), and the medians over pa
   auto; the loss from the LM head at trained positions only, training/loss.py).
 
 Usage: python bench/train_throughput.py [--pairs 2] [--short 128] [--long 48] [--data short|long]
+                                       [--set training.gradient_checkpointing=on ...]
+(--set changes a project setting of the smolora recipe only, as `smolora config` would.)
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def heldout_loss(model, rows) -> float:
     return total / max(count, 1)
 
 
-def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
+def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list[str]) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -144,6 +146,8 @@ def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
     from smolora_engine.device import choose_device
     from smolora_engine.models import load_model
     from smolora_engine.project import DataSettings, Project
+    from smolora_engine.project_fields import parse_assignment, set_value
+    from smolora_engine.project_load import blocking
     from smolora_engine.quiet import quiet_libraries
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
@@ -164,6 +168,10 @@ def worker(recipe: str, data_name: str, examples: int, out: Path) -> None:
             project.data.path = str(train_file)
             project.data.eval_ratio = 0
             project.training.max_steps = steps
+            for assignment in settings:
+                project, problems = set_value(project, *parse_assignment(assignment))
+                if blocking(problems):
+                    raise SystemExit("; ".join(str(p) for p in blocking(problems)))
             choice = choose_device("cpu", project.model.dtype, for_training=True)
             dtype = choice.dtype
             model, tokenizer = load_model(project.model.base, device="cpu", dtype=dtype)
@@ -250,9 +258,11 @@ def main() -> None:
     parser.add_argument("--data", choices=("short", "long"), help="one data set only (and the worker's)")
     parser.add_argument("--examples", type=int)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a project setting of the smolora recipe (repeatable)")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.data, args.examples, args.out)
+        worker(args.worker, args.data, args.examples, args.out, args.set)
         return
     from smolora_engine.device import choose_device
     from smolora_engine.models import ensure_model
@@ -273,7 +283,8 @@ def main() -> None:
                 for recipe in RECIPES:
                     out = Path(folder) / f"{data_name}-{recipe}-{pair}.json"
                     subprocess.run([sys.executable, __file__, "--worker", recipe, "--data", data_name,
-                                    "--examples", str(examples), "--out", str(out)], check=True,
+                                    "--examples", str(examples), "--out", str(out),
+                                    *(f"--set={a}" for a in args.set)], check=True,
                                    stdout=subprocess.DEVNULL)
                     r = json.loads(out.read_text())
                     results[recipe].append(r)
