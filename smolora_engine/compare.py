@@ -11,7 +11,8 @@ from typing import Any
 
 from .events import Eval, Finished, Samples, Started, Step
 from .project_load import project_from_dict
-from .runs import RunInfo, duration, list_run_ids, read_run_settings, summarize
+from .run_text import duration
+from .runs import RunInfo, list_run_ids, read_run_settings, summarize
 
 # Not settings a run trains with: who it is, and where it was written.
 SKIPPED = {"name", "description", "schema_version"}

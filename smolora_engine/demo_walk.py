@@ -10,7 +10,8 @@ import time
 from . import events as ev
 from . import paths
 from .project import Project
-from .runs import duration, list_run_ids, run_dir
+from .run_text import duration
+from .runs import list_run_ids, run_dir
 
 STEPS = 5
 

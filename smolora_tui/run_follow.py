@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from smolora_engine import events as ev
-from smolora_engine.runs import RunInfo, RunTracker, checkpoints, describe_event, list_run_ids, run_dir
+from smolora_engine.run_text import describe_event
+from smolora_engine.runs import RunInfo, RunTracker, checkpoints, list_run_ids, run_dir
 
 LOG_LINES = 500
 SAMPLE_EVALS = 200  # evals whose answers are kept (the base model's always are)

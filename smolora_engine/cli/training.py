@@ -88,7 +88,8 @@ def compare(project: str, run_ids: list[str], as_json: bool) -> int:
 
 def follow(project: str, run_id: str | None, runs) -> int:
     """`smolora runs --follow`: a run's log as it grows; exit 0 when it finished or was stopped, 1 otherwise."""
-    from ..runs import console_text, follow_run
+    from ..run_text import console_text
+    from ..runs import follow_run
 
     if run_id is None:
         if not runs:

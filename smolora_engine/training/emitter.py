@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 from .. import events as ev
-from ..runs import HEARTBEAT_S, console_text, describe_event
+from ..run_text import console_text, describe_event
+from ..runs import HEARTBEAT_S
 
 
 class Emitter:

@@ -12,7 +12,8 @@ from typing import Callable
 
 from ..fsutil import atomic_write_text
 from ..project import Project
-from ..runs import duration, list_run_ids, new_run_id, process_alive, run_dir, running_holder, summarize
+from ..run_text import duration
+from ..runs import list_run_ids, new_run_id, process_alive, run_dir, running_holder, summarize
 from .errors import TrainingRefused
 from .worker import resolve_resume
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls busy, short enough that
-# attention, which sees the whole row under a block-diagonal mask (no varlen kernel on CPU), stays cheap:
-# on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of ~1080, in 1.3 GB less
+PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls busy, short enough to bound a
+# pass's activations: on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of
+# ~1080, in 1.3 GB less (measured before attention.py, when sdpa still computed each row's whole square)
 COMFORTABLE = 0.5  # checkpointing auto stays off while the step needs at most half the free memory
 SEGMENTS = "sdpa_segments"  # attention.NAME, named here without importing torch
 PACKED_ATTENTION = ("sdpa", SEGMENTS, "eager", "flash_attention_2", "flash_attention_3", "flex_attention")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from smolora_engine.runs import duration, memory_figure, rate_figures
+from smolora_engine.run_text import duration, memory_figure, rate_figures
 
 from ..run_follow import RunHistory
 from .run_text import short_id, status_text
