@@ -89,9 +89,11 @@ def test_batched_generation_with_a_cache_is_plain_sdpa(tiny_model_dir):
     assert model.generate(prompts, **settings).tolist() == plain.tolist()
 
 
-def test_the_recipe_picks_per_sample_sdpa_only_for_packed_sdpa_rows():
+def test_the_recipe_picks_per_sample_sdpa_only_for_packed_sdpa_rows_off_cuda():
     packed, unpacked = plan_packing("auto", 1, 8, 76), plan_packing("off", 1, 8, 76)
     assert plan_attention(packed, "sdpa")[0] == SEGMENTS
+    assert plan_attention(packed, "sdpa", "mps")[0] == SEGMENTS
+    assert plan_attention(packed, "sdpa", "cuda")[0] == "sdpa"  # unmeasured there: flash-attn's varlen, or the mask
     assert plan_attention(unpacked, "sdpa")[0] == "sdpa"
     assert plan_attention(packed, "flash_attention_2")[0] == "flash_attention_2"
     assert plan_attention(packed, "eager")[0] == "eager"

@@ -9,8 +9,9 @@ Each choice comes with the reason the worker logs (and the settings screen shows
   and the loss (a sum over trained tokens divided by their count over the whole step)
   stay what they are unpacked; only the number of forward passes changes;
 - attention on packed rows: flash-attention's varlen kernels where the model loaded them (CUDA
-  with flash-attn installed); elsewhere sdpa once per sample (attention.py), since sdpa alone
-  would compute each row's whole square under the mask;
+  with flash-attn installed); on CPU and MPS sdpa once per sample (attention.py), since sdpa
+  alone would compute each row's whole square under the mask; on CUDA without flash-attn, sdpa
+  under the mask (a per-sample loop there is unmeasured: no GPU was at hand);
 - gradient checkpointing `auto`: off when the step fits comfortably in free memory
   without it (it costs about 30 % on CPU), on otherwise.
 
@@ -58,12 +59,15 @@ class Recipe:
                 *([f"attention: {self.attention} ({self.attention_reason})"] if self.attention else [])]
 
 
-def plan_attention(packing: Packing, attention: str | None) -> tuple[str | None, str]:
+def plan_attention(packing: Packing, attention: str | None, device: str = "cpu") -> tuple[str | None, str]:
     """The attention that keeps packed samples apart at the least cost, with the reason."""
     if attention is None:
         return None, ""
     if not packing.packed:
         return attention, "as loaded: rows are not packed"
+    if attention == "sdpa" and device == "cuda":  # per-sample launches, each reading the bounds back: not measured
+        return attention, ("as loaded: the mask keeps packed samples apart; install flash-attn for varlen kernels "
+                           "that skip the masked blocks")
     if attention == "sdpa":
         return SEGMENTS, ("sdpa once per packed sample: without a varlen kernel sdpa would compute the whole row "
                           "and mask the rest away")
@@ -119,7 +123,7 @@ def choose_recipe(project, choice, longest: int, model_config, estimate) -> Reci
     else:
         checkpointing, reason = plan_checkpointing(t.gradient_checkpointing, None, None)
     return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason,
-                  *plan_attention(packing, attention))
+                  *plan_attention(packing, attention, choice.device))
 
 
 def plan_run(project, choice, longest: int, model_config):
