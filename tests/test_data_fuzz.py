@@ -5,7 +5,8 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smolora_engine.data import DataError, check_data
-from smolora_engine.data.readers import DataProblem, Row, read_source
+from smolora_engine.data.readers import read_source
+from smolora_engine.data.rows import DataProblem, Row
 from smolora_engine.project import DataSettings
 
 SUFFIXES = [".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet"]

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from smolora_engine.data import DataError, check_data, prepare
-from smolora_engine.data.readers import DataProblem, Row, read_source
+from smolora_engine.data.readers import read_source
+from smolora_engine.data.rows import DataProblem, Row
 from smolora_engine.project import DataSettings
 
 

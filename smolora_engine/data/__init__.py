@@ -1,7 +1,8 @@
 """Datasets: readers for every common format, shape detection, rendering, and the data doctor."""
 
 from .doctor import DataError, DataReport, PreparedData, check_data, prepare
-from .readers import DataProblem, DataSourceError, Row, read_source
+from .readers import read_source
+from .rows import DataProblem, DataSourceError, Row
 from .shapes import SHAPES, Sample, detect_shape
 
 __all__ = ["DataError", "DataProblem", "DataReport", "DataSourceError", "PreparedData", "Row", "SHAPES",

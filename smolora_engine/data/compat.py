@@ -9,7 +9,8 @@ import os
 import warnings
 from typing import Optional
 
-from .readers import DataProblem, read_csv as _csv_rows, read_jsonl as _jsonl_rows, read_text
+from .line_formats import read_csv as _csv_rows, read_jsonl as _jsonl_rows, read_text
+from .rows import DataProblem
 from .doctor import chunk_words
 from pathlib import Path
 

@@ -13,7 +13,8 @@ from typing import Any, Iterable
 
 from ..project import DataSettings
 from .chat_format import ChatFormat
-from .readers import DataProblem, DataSourceError, Row, read_source
+from .readers import read_source
+from .rows import DataProblem, DataSourceError, Row
 from .render import MASKS, RenderError, Rendered, render_sample
 from .shapes import Sample, detect_shape, to_sample
 

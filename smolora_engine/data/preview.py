@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .readers import DataProblem, Row, detect_format, read_source
+from .readers import detect_format, read_source
+from .rows import DataProblem, Row
 from .shapes import detect_shape
 
 COUNT_LIMIT = 64 * 1024 * 1024

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .readers import DataProblem, Row, where
+from .rows import DataProblem, Row, where
 
 SHAPES = ("text", "instruction", "prompt_completion", "chat")
 

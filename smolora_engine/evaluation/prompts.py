@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.readers import DataProblem, DataSourceError, Row, read_source
+from ..data.readers import read_source
+from ..data.rows import DataProblem, DataSourceError, Row
 from ..data.shapes import DEFAULT_COLUMNS, Sample, normalize_messages
 from .checks import Check, CheckError, parse_checks
 

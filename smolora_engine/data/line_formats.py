@@ -1,0 +1,261 @@
+"""The formats read line by line: text files and folders, JSON Lines, JSON and CSV/TSV.
+
+Standard-library parsers, because they can say *which line* is bad; text formats are
+streamed, so a large file costs little memory. Nothing here raises on bad content: a row
+that cannot be used becomes a `DataProblem` with its file, line and reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from .rows import DataProblem, Item, Row
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
+_SNIFF = 8192
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF)
+    return b"\x00" in head
+
+
+def _binary_problem(path: Path) -> DataProblem:
+    return DataProblem(str(path), 1, "the file is binary, not text (it contains NUL bytes); "
+                                     "is it the right file, or a different format renamed?", kind="binary")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for each line; text is None where the line is not valid UTF-8."""
+    with open(path, "rb") as handle:
+        first = True
+        for number, raw in enumerate(handle, start=1):
+            if first and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            first = False
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                yield number, None
+
+
+def _not_utf8(path: Path, line: int) -> DataProblem:
+    return DataProblem(str(path), line, "not UTF-8 text; re-save the file as UTF-8", kind="not_utf8")
+
+
+# ---------------------------------------------------------------- text files
+
+def text_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def read_text(path: Path, split: str = "line") -> Iterator[Item]:
+    """A text file or a folder of them (recursive): one sample per line, paragraph or file."""
+    files = text_files(path)
+    if not files:
+        yield DataProblem(str(path), None, "no .txt or .md files in this folder", kind="empty")
+        return
+    for file in files:
+        if _looks_binary(file):
+            yield _binary_problem(file)
+            continue
+        if split == "line":
+            for number, text in iter_lines(file):
+                if text is None:
+                    yield _not_utf8(file, number)
+                elif text.strip():
+                    yield Row({"text": text.strip()}, str(file), number)
+        else:
+            yield from _paragraphs(file, whole_file=split == "file")
+
+
+def _paragraphs(file: Path, whole_file: bool) -> Iterator[Item]:
+    lines: list[str] = []
+    start = None
+    for number, text in iter_lines(file):
+        if text is None:
+            yield _not_utf8(file, number)
+            continue
+        if not text.strip() and not whole_file:
+            if lines:
+                yield Row({"text": "\n".join(lines).strip()}, str(file), start)
+            lines, start = [], None
+            continue
+        if start is None and text.strip():
+            start = number
+        if start is not None:
+            lines.append(text)
+    if lines and "\n".join(lines).strip():
+        yield Row({"text": "\n".join(lines).strip()}, str(file), start)
+
+
+# ---------------------------------------------------------------- JSON Lines
+
+def read_jsonl(path: Path) -> Iterator[Item]:
+    if _looks_binary(path):
+        yield _binary_problem(path)
+        return
+    for number, text in iter_lines(path):
+        if text is None:
+            yield _not_utf8(path, number)
+            continue
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield DataProblem(str(path), number, f"malformed JSON: {exc.msg} (column {exc.colno})",
+                              kind="malformed_json")
+            continue
+        except RecursionError:
+            yield DataProblem(str(path), number, "malformed JSON: nested too deeply", kind="malformed_json")
+            continue
+        if not isinstance(value, dict):
+            yield DataProblem(str(path), number, f"expected a JSON object, got {type(value).__name__}",
+                              kind="wrong_type")
+            continue
+        yield Row(value, str(path), number)
+
+
+# ---------------------------------------------------------------- JSON
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def read_json(path: Path) -> Iterator[Item]:
+    """A JSON list of objects, or an object holding one (e.g. {"data": [...]})."""
+    if _looks_binary(path):
+        yield _binary_problem(path)
+        return
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        yield DataProblem(str(path), raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text; re-save the file as UTF-8",
+                          kind="not_utf8")
+        return
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip())
+    if not text.strip():
+        yield DataProblem(str(path), 1, "the file is empty", kind="empty")
+        return
+    try:
+        if text[start] == "[":
+            yield from _json_array(path, text, start, decoder)
+            return
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield DataProblem(str(path), exc.lineno, f"malformed JSON: {exc.msg} (column {exc.colno})",
+                          kind="malformed_json")
+        return
+    except RecursionError:
+        yield DataProblem(str(path), 1, "malformed JSON: nested too deeply", kind="malformed_json")
+        return
+    if isinstance(value, dict):
+        key = next((k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)), None)
+        if key is None:
+            yield Row(value, str(path), 1)  # a single example
+            return
+        for index, item in enumerate(value[key]):
+            if isinstance(item, dict):
+                yield Row(item, str(path), None, index)
+            else:
+                yield DataProblem(str(path), None, f"{key}[{index}]: expected a JSON object, got "
+                                                   f"{type(item).__name__}", index, kind="wrong_type")
+        return
+    yield DataProblem(str(path), 1, f"expected a list of objects, got {type(value).__name__}", kind="wrong_type")
+
+
+def _json_array(path: Path, text: str, pos: int, decoder: json.JSONDecoder) -> Iterator[Item]:
+    """Decode a top-level array element by element, so each row knows its line."""
+    pos += 1
+    index = 0
+    length = len(text)
+    while True:
+        while pos < length and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= length:
+            raise json.JSONDecodeError("the list is not closed with ']'", text, pos)
+        if text[pos] == "]":
+            return
+        value, end = decoder.raw_decode(text, pos)
+        line = _line_of(text, pos)
+        if isinstance(value, dict):
+            yield Row(value, str(path), line, index)
+        else:
+            yield DataProblem(str(path), line, f"expected a JSON object, got {type(value).__name__}", index,
+                              kind="wrong_type")
+        index += 1
+        pos = end
+
+
+# ---------------------------------------------------------------- CSV / TSV
+
+class _LineCounter(io.TextIOBase):
+    """Feeds csv one decoded line at a time and knows which physical line it is on."""
+
+    def __init__(self, path: Path):
+        self._lines = iter_lines(path)
+        self.line = 0
+        self.bad_lines: list[int] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            number, text = next(self._lines)
+            self.line = number
+            if text is None:
+                self.bad_lines.append(number)
+                continue
+            return text + "\n"
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Item]:
+    if _looks_binary(path):
+        yield _binary_problem(path)
+        return
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    source = _LineCounter(path)
+    reader = csv.reader(source, delimiter=delimiter)
+    header: list[str] | None = None
+    reported = 0
+    while True:
+        start = source.line + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield DataProblem(str(path), start, f"CSV error: {exc}", kind="malformed_csv")
+            continue
+        while reported < len(source.bad_lines):
+            yield _not_utf8(path, source.bad_lines[reported])
+            reported += 1
+        if not record or not any(cell.strip() for cell in record):
+            continue
+        if header is None:
+            header = [h.strip() for h in record]
+            continue
+        if len(record) != len(header):
+            yield DataProblem(str(path), start, f"expected {len(header)} fields (the header's), got {len(record)}",
+                              kind="wrong_field_count")
+            continue
+        yield Row(dict(zip(header, record)), str(path), start)
+    while reported < len(source.bad_lines):
+        yield _not_utf8(path, source.bad_lines[reported])
+        reported += 1
+    if header is None:
+        yield DataProblem(str(path), 1, "the file is empty (no header row)", kind="empty")
