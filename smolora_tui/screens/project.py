@@ -14,25 +14,23 @@ from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
 from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
 
+from smolora_engine.estimate import FactsError
 from smolora_engine.project import ProjectError
-
-from smolora_engine.project_load import blocking
-
 from smolora_engine.project_fields import PRESETS, apply_preset, set_value
+from smolora_engine.project_load import blocking
 from smolora_engine.projects import ProjectEntry, read_project, save_project
 from smolora_engine.runs import running_holder
-
-from smolora_engine.estimate import GIB, FactsError, estimate_for, gib, targets_problem
 
 from ..dialogs import ChoiceDialog, ConfirmDialog, ModelPickerDialog, TargetsDialog
 from ..later import Later
 from ..model_facts import ModelFactsCache
-from .picker import ProjectPicker, short_path
-from ..widgets.data_pane import DataPane
-from ..widgets.settings_form import SettingsForm
 from ..widgets.chat_pane import ChatPane
+from ..widgets.data_pane import DataPane
+from ..widgets.memory_estimate import MemoryEstimate
 from ..widgets.merge_pane import MergePane
+from ..widgets.settings_form import SettingsForm
 from ..widgets.train_pane import TrainPane
+from .picker import ProjectPicker, short_path
 
 MODE_HELP = {
     "data": "Browse, preview and check the training data",
@@ -43,21 +41,6 @@ MODE_HELP = {
 }
 MODES = tuple(MODE_HELP)
 
-
-
-def recipe_line(estimate, project, machine) -> str:
-    """What the worker will choose here: precision (and why), packing, checkpointing (and why)."""
-    if project.model.dtype != "auto":
-        dtype_why = "set in the project"
-    elif machine.probe_speedup is not None:
-        dtype_why = f"auto: {machine.probe_candidate} trained {machine.probe_speedup:.2f}x as fast here"
-    else:
-        dtype_why = machine.dtype_reason or "auto"
-    packing = estimate.packing
-    packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
-              else f"no packing ({packing.reason})")
-    checkpointing = f"checkpointing {'on' if estimate.checkpointing else 'off'} ({estimate.checkpointing_reason})"
-    return f"recipe: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
 
 class ProjectScreen(Screen):
     DEFAULT_CSS = """
@@ -74,9 +57,6 @@ class ProjectScreen(Screen):
     ProjectScreen #settings-bar Select { width: 48; }
     ProjectScreen #settings-status.-unsaved { color: $warning; }
     ProjectScreen #settings-status.-invalid { color: $error; }
-    ProjectScreen #estimate { height: auto; padding: 0 1; color: $text-muted; }
-    ProjectScreen #estimate.-tight { color: $warning; }
-    ProjectScreen #estimate.-over { color: $error; }
     """
     BINDINGS = [
         Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
@@ -109,7 +89,6 @@ class ProjectScreen(Screen):
         self.entry: ProjectEntry = read_project(name)
         self.later = Later(self)  # the modes not shown first, built after the first frame
         self._mounting: dict[str, AwaitMount] = {}
-        self._facts_asked: set[str] = set()  # models whose facts were asked for (each once)
         self._checked: tuple[str, int] | None = None  # (what the doctor read, its longest sample in tokens)
 
     # ------------------------------------------------------------------ layout
@@ -149,10 +128,7 @@ class ProjectScreen(Screen):
             yield Horizontal(Static("saved", id="settings-status"),
                              Select([(f"{name}: {text}", name) for name, (text, _v) in PRESETS.items()],
                                     prompt="Apply a preset…", id="preset", compact=True), id="settings-bar")
-            estimate = Static("memory estimate: reading the model …", id="estimate", markup=False)
-            estimate.tooltip = ("Peak memory of a training step whose batches are all max_length tokens long, "
-                                "from the model's config and weight headers (smolora estimate NAME)")
-            yield estimate
+            yield MemoryEstimate(id="estimate")
             yield SettingsForm(project, id="form")
         elif mode == "train":
             yield TrainPane(self.project_name, id="train-pane")
@@ -257,73 +233,16 @@ class ProjectScreen(Screen):
     def model_facts(self) -> ModelFactsCache:
         return self.app.model_facts
 
-    @work(group="facts", exit_on_error=False)
-    async def _fetch_facts(self, base: str) -> None:
-        """Read a model's facts and this machine's device (child processes, once), then show the estimate.
-
-        Not exclusive: a newer request must not cancel (and so kill) a conversion already under way;
-        the cache runs each fetch once, and the estimate shown is always the current model's.
-        """
-        try:
-            await self.model_facts.get_machine()
-            await self.model_facts.get(base)
-        except FactsError:
-            pass  # shown by show_estimate
-        self.show_estimate()
-
     def show_estimate(self) -> None:
         """The memory estimate for the settings as they are now (recomputed at every change)."""
-        if not self.query("#estimate"):
-            return
-        line = self.query_one("#estimate", Static)
-        project, cache = self.form.project, self.model_facts
-        facts, machine = cache.facts.get(project.model.base), cache.machine
-        line.remove_class("-tight", "-over")
-        if facts is None or machine is None:
-            error = cache.errors.get(project.model.base)
-            line.update(f"memory estimate unavailable: {error}" if error else
-                        "memory estimate: reading the model … (the embedded model is converted once, about 20 s)")
-            if error is None and project.model.base not in self._facts_asked:
-                self._facts_asked.add(project.model.base)
-                self._fetch_facts(project.model.base)
-            return
-        estimate = self._estimate(facts, project, machine)
-        share = estimate.total / machine.memory_total
-        line.set_class(share > 1, "-over")
-        memory = "GPU memory" if estimate.device == "cuda" else "RAM"
-        parts = " · ".join(f"{name} {size / GIB:.2f}" for name, size in estimate.parts())
-        line.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
-                    f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
-                    + (f"  —  too much: lower max_length or batch_size"
-                       f"{'' if estimate.checkpointing else ', or turn gradient_checkpointing on'}"
-                       if share > 1 else "")
-                    + f"\n{parts} GiB" + self._for_this_data(facts, machine)
-                    + f"\n{recipe_line(estimate, project, machine)}"
-                    + (f"\n⚠ {problem}" if (problem := targets_problem(facts.linear, list(project.lora.target_modules),
-                                                                       project.model.base)) else ""))
-        line.set_class(0.8 <= share <= 1 or (problem is not None and share <= 1), "-tight")  # a warning's colour
+        if found := self.query(MemoryEstimate):
+            project = self.form.project
+            checked = self._checked is not None and self._checked[0] == self._data_key(project)
+            found.first().show(project, self._checked[1] if checked else None)
 
     def _data_key(self, project) -> str:
         """What the doctor's token counts depend on: the tokenizer (the model) and the data settings."""
         return repr((project.model.base, project.data))
-
-    @staticmethod
-    def _estimate(facts, project, machine, longest: int | None = None):
-        """The estimate for the recipe a worker would choose here: the probed precision, packing, and
-        checkpointing auto resolved against the memory free when the app asked."""
-        free = machine.memory_available / 2**20 if machine.memory_available else None
-        dtype = machine.dtype if project.model.dtype == "auto" else None
-        return estimate_for(facts, project, machine.device, longest=longest, dtype=dtype, free_mb=free)
-
-    def _for_this_data(self, facts, machine) -> str:
-        project = self.form.project
-        if self._checked is None or self._checked[0] != self._data_key(project):
-            return ""
-        longest = self._checked[1]
-        if longest >= project.training.max_length:
-            return f"\nthis data's longest sample ({longest:,} tokens) fills max_length: the figure above applies"
-        estimate = self._estimate(facts, project, machine, longest)
-        return f"\nwith this data's longest sample ({longest:,} tokens): ≈ {gib(estimate.total)}"
 
     @on(DataPane.Checked)
     def _data_checked(self, event: DataPane.Checked) -> None:
