@@ -8,7 +8,9 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Select
 
 from smolora_tui.app import SmoloraApp
-from smolora_tui.widgets.chat_pane import Bubble, ChatPane, chats_dir
+from smolora_tui.conversations import chats_dir
+from smolora_tui.widgets.chat_bubble import Bubble
+from smolora_tui.widgets.chat_pane import ChatPane
 from smolora_tui.widgets.merge_pane import MergePane
 from tests.test_tui_train import SIZE, until
 

@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.text import Text
@@ -25,11 +24,11 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from smolora_engine import events as ev
-from smolora_engine import paths
-from smolora_engine.fsutil import atomic_write_text
 from smolora_engine.serve import DEFAULTS, BadRequest, parse_request
 
+from ..conversations import Conversation, saved_conversations
 from ..engine_cli import reap, spawn
+from .chat_bubble import Bubble
 
 SAMPLING = [  # (key, label, default)
     ("temperature", "temperature (0 = greedy)", 0.7),
@@ -39,92 +38,6 @@ SAMPLING = [  # (key, label, default)
     ("seed", "seed (blank = random)", None),
 ]
 MODEL_LABELS = {"base": "base model", "adapter": "tuned (base + adapter)", "merged": "tuned (merged folder)"}
-
-
-def chats_dir(project: str) -> Path:
-    return paths.project_data_dir(project) / "chats"
-
-
-@dataclass
-class Conversation:
-    """One saved conversation: the turns sent to the model, and what each model answered."""
-
-    started: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
-    turns: list[dict] = field(default_factory=list)  # {"user": str, "answers": {model: str}, "settings": {...}}
-
-    @property
-    def title(self) -> str:
-        first = self.turns[0]["user"] if self.turns else "(empty)"
-        return f"{self.started}  {first[:40]}"
-
-    def messages(self, model: str, system: str | None = None) -> list[dict]:
-        """The history as chat messages with `model`'s own answers.
-
-        In compare mode each side is sent its own history, so the base model never sees (and copies)
-        what the tuned one said. A turn `model` did not answer (the user switched models) contributes
-        the answer that was shown then. `system` (even "") replaces the one training used; None keeps it.
-        """
-        out = [{"role": "system", "content": system}] if system is not None else []
-        for turn in self.turns:
-            out.append({"role": "user", "content": turn["user"]})
-            answers = turn.get("answers", {})
-            answer = answers.get(model)
-            if answer is None and answers:
-                answer = next((a for m, a in answers.items() if m != "base"), None) or answers.get("base")
-            if answer is not None:
-                out.append({"role": "assistant", "content": answer})
-        return out
-
-    def save(self, project: str) -> Path:
-        path = chats_dir(project) / f"{self.started}.json"
-        atomic_write_text(path, json.dumps({"started": self.started, "turns": self.turns}, indent=1,
-                                           ensure_ascii=False) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> Conversation:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(started=str(data.get("started", path.stem)), turns=list(data.get("turns", [])))
-
-
-def saved_conversations(project: str) -> list[tuple[str, Path]]:
-    out = []
-    for path in sorted(chats_dir(project).glob("*.json"), reverse=True):
-        try:
-            out.append((Conversation.load(path).title, path))
-        except (OSError, ValueError, TypeError, AttributeError):
-            continue  # a damaged file is skipped, never overwritten
-    return out
-
-
-class Bubble(Static):
-    """One message; an answer grows as tokens arrive."""
-
-    DEFAULT_CSS = """
-    Bubble { height: auto; padding: 0 1; margin: 0 0 1 0; }
-    Bubble.user { background: $boost; border-left: thick $secondary; }
-    Bubble.answer { border-left: thick $success; }
-    Bubble.error { border-left: thick $error; color: $error; }
-    """
-
-    def __init__(self, who: str, text: str = "", classes: str = "", model_name: str = ""):
-        super().__init__(classes=classes, markup=False)
-        self.who, self.text, self.footer, self.model_name = who, text, "", model_name
-        self._draw()
-
-    def add(self, piece: str) -> None:
-        self.text += piece
-        self._draw()
-
-    def finish(self, footer: str) -> None:
-        self.footer = footer
-        self._draw()
-
-    def _draw(self) -> None:
-        body = Text.assemble((self.who + "\n", "bold"), self.text or "…")
-        if self.footer:
-            body.append("\n" + self.footer, style="dim")
-        self.update(body)
 
 
 class ChatPane(Widget):
