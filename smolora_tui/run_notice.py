@@ -76,3 +76,14 @@ def desktop_notify(title: str, message: str, timeout_s: float = 5.0) -> bool:
                               stderr=subprocess.DEVNULL, timeout=timeout_s).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def notify_settings(project: str):
+    """The project's `notify` settings as saved (the defaults while its file cannot be read)."""
+    from smolora_engine.project import NotifySettings
+    from smolora_engine.projects import load_project
+
+    try:
+        return load_project(project).notify
+    except Exception:  # a project file being edited: the defaults
+        return NotifySettings()

@@ -14,6 +14,7 @@ from smolora_tui.app import SmoloraApp
 from smolora_tui.screens.project import ProjectScreen
 from smolora_tui.run_follow import RunHistory, thin
 from smolora_tui.widgets.run_text import short_id
+from smolora_tui.widgets.runs_table import RunsTable
 from smolora_tui.widgets.train_pane import TrainPane
 from tests.test_training import make_project
 
@@ -258,7 +259,7 @@ async def test_the_run_shown_stays_put_as_the_table_fills(smolora_home):
     app = SmoloraApp(project="demo")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        await until(pilot, lambda: pane(app).shown == scenes.RUN_ID and len(pane(app)._ids) == 2, what="runs")
+        await until(pilot, lambda: pane(app).shown == scenes.RUN_ID and len(pane(app).query_one(RunsTable).run_ids) == 2, what="runs")
         seen = set()
         for _ in range(8):
             await pilot.pause(0.25)

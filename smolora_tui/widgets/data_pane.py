@@ -6,24 +6,23 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from rich.text import Text
 from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 
 from smolora_engine.data.preview import Preview, preview
-from smolora_engine.data.render import mask_note
 from smolora_engine.data.shapes import SHAPES, resolve_columns
 
 from ..dialogs import TextInputDialog
 from ..engine_cli import run_engine
+from .data_text import cell, problem_where, render_sample, report_summary
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
-CELL_WIDTH = 60
 # The roles each shape reads, and which of them a row may leave out.
 ROLES = {"text": ("text",), "instruction": ("instruction", "input", "output", "system"),
          "prompt_completion": ("prompt", "completion"), "chat": ("messages",)}
@@ -36,21 +35,6 @@ class DataTree(DirectoryTree):
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths if not p.name.startswith(".")
                 and (p.is_dir() or p.suffix.lower() in DATA_SUFFIXES)]
-
-
-def cell(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", "⏎")
-    return text if len(text) <= CELL_WIDTH else text[:CELL_WIDTH - 1] + "…"
-
-
-def histogram(buckets: list, width: int = 40) -> str:
-    """The doctor's token-length histogram ([low, high, count] buckets) as text bars."""
-    if not buckets:
-        return ""
-    top = max(count for _low, _high, count in buckets) or 1
-    return "\n".join(f"{low:>6}-{high:<6} {'█' * round(count / top * width)} {count}"
-                     for low, high, count in buckets)
 
 
 class DataPane(Widget):
@@ -353,28 +337,12 @@ class DataPane(Widget):
         """The doctor's report; when the data cannot be used at all, its error first, then every problem row."""
         self.report = report
         summary = self.query_one("#doctor-summary", Static)
-        error = report.get("error")
-        summary.set_class(bool(error), "-error")
-        tokens = report.get("tokens") or {}
-        problems = report.get("problems", [])
-        shape = report.get("shape") or "shape not recognised"
-        lines = [f"{report.get('rows_kept', 0):,} usable of {report.get('rows_read', 0):,} rows ({shape})"
-                 f"  ·  {report.get('train_rows', 0):,} train / {report.get('eval_rows', 0):,} eval"
-                 f"  ·  {report.get('duplicates', 0):,} duplicates  ·  {len(problems):,} problems"]
-        if error:
-            lines = [f"cannot train on this data: {error}", "fix the rows below (select one to see it), or the "
-                     "column mapping above, then press c again"] + (lines if report.get("rows_read") else [])
-        if tokens:
-            lines.append(f"tokens per sample: min {tokens.get('min')}, median {tokens.get('median')}, "
-                         f"p95 {tokens.get('p95')}, max {tokens.get('max')}  ·  {tokens.get('per_epoch', 0):,} "
-                         f"per epoch, {tokens.get('trained_per_epoch', 0):,} trained  ·  "
-                         f"{report.get('truncated', 0)} truncated")
-        lines.append(histogram(report.get("histogram") or []))
-        summary.update("\n".join(line for line in lines if line))
+        summary.set_class(bool(report.get("error")), "-error")
+        summary.update(report_summary(report))
         table = self.query_one("#problems-table", DataTable)
         table.clear(columns=True)
         table.add_columns("where", "kind", "problem")
-        for index, problem in enumerate(problems):
+        for index, problem in enumerate(report.get("problems", [])):
             table.add_row(problem_where(problem), problem.get("kind", ""), problem.get("reason", ""), key=str(index))
 
     @on(DataTable.RowSelected, "#problems-table")
@@ -400,22 +368,3 @@ class DataPane(Widget):
         raw = self.query_one("#raw-row", Static)
         raw.update(text)
         raw.display = True
-
-
-def render_sample(sample: dict, index: int) -> Text:
-    """A rendered sample: the text the loss is on highlighted, the masked text dimmed."""
-    text = Text()
-    text.append(f"sample {index + 1} · {sample.get('where', '')} · {sample.get('tokens', 0)} tokens, "
-                f"{sample.get('trained_tokens', 0)} trained (highlighted; dimmed text is masked) · v: next\n",
-                style="bold")
-    if sample.get("mask") == "template":
-        text.append("loss placed by the chat template's {% generation %} markers"
-                    + mask_note(sample.get("mask_extra", 0), sample.get("mask_missed", 0)) + "\n", style="italic")
-    for segment in sample.get("segments", []):
-        text.append(segment.get("text", ""), style="bold green" if segment.get("trained") else "dim")
-    return text
-
-
-def problem_where(problem: dict) -> str:
-    file, line, row = problem.get("file", ""), problem.get("line"), problem.get("row")
-    return f"{file}:{line}" if line is not None else f"{file} row {row}" if row is not None else file

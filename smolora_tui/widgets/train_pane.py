@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, ProgressBar, RichLog, Static
+from textual.widgets import Button, DataTable, ProgressBar, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
@@ -25,16 +24,18 @@ from smolora_engine.runs import RunInfo
 from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
-from ..run_notice import EndWatch, desktop_notify, notice_text
-from .rewrap_log import RewrapLog
+from ..run_notice import EndWatch, desktop_notify, notice_text, notify_settings
 from .run_chart import draw_chart
 from .run_figures import checkpoint_list, run_summary
-from .run_text import count, list_labels, short_id, status_text
+from .run_log import RunLog
+from .run_text import short_id
+from .runs_table import RunsTable
 from .samples_panel import SamplesPanel
 
 REDRAW_S = 0.25
-LOG_BURST = 40  # at most this many new log lines are written per redraw
 POLL_S = 0.2
+
+
 class TrainPane(Widget, can_focus=False):
     """Left: the runs and the start/stop/resume buttons; right: the selected run, live."""
 
@@ -99,11 +100,7 @@ class TrainPane(Widget, can_focus=False):
         self.log_scale = False
         self.smoothing = True
         self.busy = ""  # "starting" / "stopping" / "resuming" while a CLI call is out
-        self._rows: list[tuple] = []
-        self._ids: list[str] = []
         self._button_states: tuple = ()
-        self._log_run: str | None = None
-        self._log_shown = 0
         self._follow_new = False
         self._want: str | None = None  # a run just started or resumed: shown as soon as its folder is seen
         self._picked: str | None = None  # the run a person highlighted in the list (None: the pane chooses)
@@ -114,7 +111,7 @@ class TrainPane(Widget, can_focus=False):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-side"):
-            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield RunsTable(id="runs-table")
             with Horizontal(id="train-buttons"):
                 yield Button("Start", id="start", variant="success", compact=True, tooltip="Start a new run (s)")
                 yield Button("Stop", id="stop", variant="error", compact=True, tooltip="Stop with a checkpoint (x)")
@@ -126,14 +123,12 @@ class TrainPane(Widget, can_focus=False):
             yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
             yield PlotextPlot(id="loss-plot")
             yield SamplesPanel(id="samples-panel")
-            yield RewrapLog(id="train-log", max_lines=500, wrap=True, min_width=20, markup=False)
+            yield RunLog(id="train-log")
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 22, "-short")
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        table.add_columns("run", "status", "step")
         self._follow()
         self.set_interval(REDRAW_S, self.redraw)
         self.redraw()
@@ -157,14 +152,14 @@ class TrainPane(Widget, can_focus=False):
         infos = self.runs.infos()
         self._notice_ends(infos)
         self._choose_shown(infos)
-        self._draw_table(infos)
+        self.query_one(RunsTable).show(infos, self.shown)
         history = self.runs.history(self.shown) if self.shown else None
         self._draw_figures(history)
         if self.answers:
             self.query_one(SamplesPanel).show(history)
         else:
             self._draw_plot(history)
-        self._draw_log(history)
+        self.query_one(RunLog).show(history)
         self._draw_buttons(infos, history)
 
     def _choose_shown(self, infos: list[RunInfo]) -> None:
@@ -186,28 +181,6 @@ class TrainPane(Widget, can_focus=False):
             self.shown = running[-1]
         elif self.shown not in ids:
             self.shown = running[-1] if running else (ids[-1] if ids else None)
-
-    def _draw_table(self, infos: list[RunInfo]) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        rows = [(label, status_text(i), f"{count(i.step)}/{count(i.max_steps) if i.max_steps else '?'}")
-                for label, i in zip(list_labels([i.run_id for i in infos]), infos)]
-        ids = [i.run_id for i in infos]
-        known = len(self._ids)
-        if ids[:known] == self._ids:  # the same runs, maybe new ones after them: rows updated and appended,
-            for info, row, old in zip(infos, rows, self._rows):  # so the cursor never jumps to another run
-                if row[1:] != old[1:]:
-                    for column, value in zip(table.ordered_columns[1:], row[1:]):
-                        table.update_cell(info.run_id, column.key, value)
-            for info, row in zip(infos[known:], rows[known:]):
-                table.add_row(*row, key=info.run_id)
-        else:
-            table.clear()
-            for info, row in zip(infos, rows):
-                table.add_row(*row, key=info.run_id)
-        if self.shown in ids and table.cursor_row != ids.index(self.shown):
-            table.move_cursor(row=ids.index(self.shown), animate=False)
-        self._rows = rows
-        self._ids = ids
 
     def _draw_figures(self, history: RunHistory | None) -> None:
         stats = self.query_one("#train-stats", Static)
@@ -232,24 +205,6 @@ class TrainPane(Widget, can_focus=False):
         if self.overlay and self.overlay != self.shown:
             series.append((self.runs.history(self.overlay), short_id(self.overlay)))
         draw_chart(self.query_one("#loss-plot", PlotextPlot), series, self.smoothing, self.log_scale)
-
-    def _draw_log(self, history: RunHistory | None) -> None:
-        log = self.query_one("#train-log", RichLog)
-        if history is None:
-            return
-        if history.run_id != self._log_run:
-            log.clear()
-            self._log_run, self._log_shown = history.run_id, history.log_total - len(history.log)
-        new = history.log_total - self._log_shown
-        if new > LOG_BURST:  # a flood of lines: show the newest, not every one (the pane holds a few anyway)
-            log.clear()
-            new = LOG_BURST
-        lines = list(history.log)[-new:] if new > 0 else []
-        for line in lines:
-            style = {"warning": "yellow", "error": "bold red"}.get(line.level, "")
-            prefix = {"warning": "warning: ", "error": "error: "}.get(line.level, "")
-            log.write(Text(prefix + line.text, style=style))
-        self._log_shown = history.log_total
 
     def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
         states = tuple(self._why_not(action, infos, history) is not None for action in ("start", "stop", "resume"))
@@ -305,18 +260,18 @@ class TrainPane(Widget, can_focus=False):
             self.redraw()
 
     def action_overlay(self) -> None:
-        table = self.query_one("#runs-table", DataTable)
+        table = self.query_one(RunsTable)
         if not table.row_count:
             return
         highlighted = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         if self.overlay:
             self.overlay = None
             self.notify("comparison cleared")
-        elif len(self._ids) < 2:
+        elif len(self.query_one(RunsTable).run_ids) < 2:
             self.notify("only one run: nothing to compare with yet")
             return
         else:
-            others = [run_id for run_id in self._ids if run_id != highlighted]
+            others = [run_id for run_id in self.query_one(RunsTable).run_ids if run_id != highlighted]
             self.overlay = others[-1]
             self.notify(f"comparing with run {self.overlay}: move the cursor to pick the other run, o clears")
         self.runs.dirty = True
@@ -325,7 +280,7 @@ class TrainPane(Widget, can_focus=False):
     def action_compare(self) -> None:
         from ..screens.compare import CompareScreen
 
-        if not self._ids:
+        if not self.query_one(RunsTable).run_ids:
             self.notify("no runs yet: nothing to compare", severity="warning")
             return
         self.app.push_screen(CompareScreen(self.project_name))
@@ -359,21 +314,12 @@ class TrainPane(Widget, can_focus=False):
             final = history.finished if history else None
             title, message, severity = notice_text(info, final.pass_rate if final else None,
                                                    final.reason if final else "")
-            settings = self._notify_settings()
+            settings = notify_settings(self.project_name)
             if settings.bell:
                 self.app.bell()
             self.notify(message, title=title, severity=severity, timeout=15)
             if settings.desktop:
                 self._desktop(title, message)
-
-    def _notify_settings(self):
-        from smolora_engine.project import NotifySettings
-        from smolora_engine.projects import load_project
-
-        try:
-            return load_project(self.project_name).notify
-        except Exception:  # a project file being edited: the defaults
-            return NotifySettings()
 
     @work(thread=True, group="desktop-notice")
     def _desktop(self, title: str, message: str) -> None:
