@@ -283,9 +283,13 @@ async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
             in str(estimate.render())
         assert expected.total < estimate_for(read_facts(ensure_model(project.model.base)), project,
                                              machine.device, **recipe).total
-        assert f"recipe: {machine.dtype} (" in str(estimate.render())
+        # The recipe line is the one a run on this data gets: its short samples are packed, not one per row.
+        assert expected.packing.packed
+        assert (f"recipe for this data: {machine.dtype} (" in str(estimate.render())
+                and f"packing {expected.packing.micro_batch} samples per row" in str(estimate.render()))
         await type_into(pilot, app, "data.path", str(demo_train_file()))  # other data: not checked yet
         assert "longest sample" not in str(estimate.render())
+        assert f"recipe: {machine.dtype} (" in str(estimate.render())
 
 
 async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():

@@ -8,8 +8,9 @@ from textual.widgets import Static
 from smolora_engine.estimate import GIB, FactsError, estimate_for, gib, targets_problem
 
 
-def recipe_line(estimate, project, machine) -> str:
-    """What the worker will choose here: precision (and why), packing, checkpointing (and why)."""
+def recipe_line(estimate, project, machine, for_data: bool = False) -> str:
+    """What the worker will choose here: precision (and why), packing, checkpointing (and why); for the
+    checked data (`for_data`), or for samples as long as max_length."""
     if project.model.dtype != "auto":
         dtype_why = "set in the project"
     elif machine.probe_speedup is not None:
@@ -20,7 +21,7 @@ def recipe_line(estimate, project, machine) -> str:
     packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
               else f"no packing ({packing.reason})")
     checkpointing = f"checkpointing {'on' if estimate.checkpointing else 'off'} ({estimate.checkpointing_reason})"
-    return f"recipe: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
+    return f"recipe{' for this data' if for_data else ''}: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
 
 
 def estimate_here(facts, project, machine, longest: int | None = None):
@@ -71,6 +72,9 @@ class MemoryEstimate(Static):
         self.set_class(share > 1, "-over")
         memory = "GPU memory" if estimate.device == "cuda" else "RAM"
         parts = " · ".join(f"{name} {size / GIB:.2f}" for name, size in estimate.parts())
+        # The recipe a run on the checked data would get (its packing follows the samples' lengths).
+        for_data = (estimate_here(facts, project, machine, longest)
+                    if longest is not None and longest < project.training.max_length else None)
         problem = targets_problem(facts.linear, list(project.lora.target_modules), project.model.base)
         self.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
                     f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
@@ -78,7 +82,7 @@ class MemoryEstimate(Static):
                        f"{'' if estimate.checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
                     + f"\n{parts} GiB" + self._for_this_data(facts, project, machine, longest)
-                    + f"\n{recipe_line(estimate, project, machine)}"
+                    + f"\n{recipe_line(for_data or estimate, project, machine, for_data is not None)}"
                     + (f"\n⚠ {problem}" if problem else ""))
         self.set_class(0.8 <= share <= 1 or (problem is not None and share <= 1), "-tight")  # a warning's colour
 

@@ -35,7 +35,7 @@ class RunsTable(DataTable):
             for info, row, old in zip(infos, rows, self._rows):
                 if row[1:] != old[1:]:
                     for column, value in zip(self.ordered_columns[1:], row[1:]):
-                        self.update_cell(info.run_id, column.key, value)
+                        self.update_cell(info.run_id, column.key, value, update_width=True)
             for info, row in zip(infos[known:], rows[known:]):
                 self.add_row(*row, key=info.run_id)
         else:
