@@ -129,6 +129,18 @@ async def test_chat_streams_stops_compares_and_reopens(trained):
         assert history["base"][-1] == answered["base"] and history["adapter"][-1] == answered["adapter"]
         assert [m["content"] for m in sent[0]["messages"] if m["role"] == "user"][-2:] == ["tell me", "and again"]
 
+        # From the conversation (the prompt beside it enabled), 4 goes to Merge and stays there: Textual used to
+        # pass the hidden conversation's focus to the prompt, and the tabs then switched back to Chat (2 in 3 tries).
+        for _ in range(4):
+            app.screen.query_one("#conversation").focus()
+            await pilot.pause()
+            await pilot.press("4")
+            await pilot.pause(0.3)
+            assert app.screen.mode == "merge" and app.focused is app.screen.query_one("#merge-log")
+            await pilot.press("5")
+            await pilot.pause(0.3)
+            assert app.screen.mode == "chat" and app.focused is prompt
+
     # The conversation was saved and reopens in a new app.
     (saved,) = chats_dir(trained).glob("*.json")
     turns = json.loads(saved.read_text())["turns"]

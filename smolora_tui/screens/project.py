@@ -185,7 +185,12 @@ class ProjectScreen(Screen):
     def action_mode(self, mode: str) -> None:
         if self.entry.project is not None:
             self.later.now(mode)
-            self.query_one("#modes", TabbedContent).active = mode
+            modes = self.query_one("#modes", TabbedContent)
+            if modes.active != mode:
+                # Focus leaves the mode first: a focused widget hidden by the switch has its focus passed on
+                # within its own mode, and TabbedContent then switches back to that mode.
+                self.set_focus(None)
+            modes.active = mode
 
     @on(TabbedContent.TabActivated, "#modes")
     def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
