@@ -82,6 +82,25 @@ def test_csv_wrong_field_count_and_tsv(tmp_path):
     assert rows[0].data["text"] == "hello, world"
 
 
+def test_csv_delimiter_is_sniffed(tmp_path):
+    """Spreadsheets where the comma is the decimal mark write semicolons; a comma in a field is not a delimiter."""
+    f = write(tmp_path / "semi.csv", "\ufeffprompt;completion\nprice?;1,50 EUR\nhello, you;hi\n")
+    rows, problems = items(f)
+    assert [r.data for r in rows] == [{"prompt": "price?", "completion": "1,50 EUR"},
+                                      {"prompt": "hello, you", "completion": "hi"}] and not problems
+    assert report_for(f).shape == "prompt_completion"
+    f = write(tmp_path / "comma.csv", "text,label\na; b; c,1\nd;e,2\n")
+    assert [r.data["text"] for r in items(f)[0]] == ["a; b; c", "d;e"]
+    f = write(tmp_path / "bar.csv", "instruction|output\nsay hi|hi\n")
+    assert items(f)[0][0].data == {"instruction": "say hi", "output": "hi"}
+    f = write(tmp_path / "one.csv", "text\nsemi; colons; inside\n")  # one column: nothing to split on
+    assert items(f)[0][0].data == {"text": "semi; colons; inside"}
+    f = write(tmp_path / "bad.csv", "prompt;completion\na;b\nonly-one\nc;d;e\nf;g\n")  # bad rows reported
+    rows, problems = items(f)
+    assert [r.data["prompt"] for r in rows] == ["a", "f"]
+    assert [(p.line, p.kind) for p in problems] == [(3, "wrong_field_count"), (4, "wrong_field_count")]
+
+
 def test_parquet_and_save_to_disk(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

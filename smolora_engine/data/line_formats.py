@@ -222,12 +222,45 @@ class _LineCounter(io.TextIOBase):
             return text + "\n"
 
 
+DELIMITERS = (",", ";", "\t", "|")  # a .csv's delimiter is one of these, the first that fits its lines
+_SNIFF_LINES = 50
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a delimited text file: the first of DELIMITERS (a comma, then the semicolon
+    spreadsheets write where the comma is the decimal mark, a tab, a bar) that splits the header into
+    two or more fields and nearly every one of the first lines into as many; else the one that splits
+    the most of them as the header; a comma when none splits the header."""
+    lines = []
+    for _number, text in iter_lines(path):
+        if text is not None and text.strip():
+            lines.append(text)
+        if len(lines) >= _SNIFF_LINES:
+            break
+    best, best_share = ",", 0.0
+    for delimiter in DELIMITERS:
+        try:
+            counts = [len(record) for record in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:
+            continue
+        if not counts or counts[0] < 2:
+            continue
+        share = sum(c == counts[0] for c in counts) / len(counts)
+        if share >= 0.9:
+            return delimiter
+        if share > best_share:  # many rows of the wrong length: still the likeliest, and they are reported
+            best, best_share = delimiter, share
+    return best
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Item]:
+    """CSV or TSV with a header row; without a `delimiter`, a .tsv is tab-separated and any other file's
+    delimiter is sniffed from its first lines (sniff_delimiter)."""
     if _looks_binary(path):
         yield _binary_problem(path)
         return
     if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(path)
     source = _LineCounter(path)
     reader = csv.reader(source, delimiter=delimiter)
     header: list[str] | None = None

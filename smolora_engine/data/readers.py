@@ -60,7 +60,7 @@ def read_source(source: str | os.PathLike, fmt: str = "auto", text_split: str = 
     elif fmt == "json":
         yield from read_json(path)
     elif fmt in ("csv", "tsv"):
-        yield from read_csv(path, "\t" if fmt == "tsv" else ",")
+        yield from read_csv(path, "\t" if fmt == "tsv" else None)
     elif fmt == "parquet":
         yield from read_parquet(path)
     elif fmt == "arrow":
