@@ -95,6 +95,9 @@ def test_csv_delimiter_is_sniffed(tmp_path):
     assert items(f)[0][0].data == {"instruction": "say hi", "output": "hi"}
     f = write(tmp_path / "one.csv", "text\nsemi; colons; inside\n")  # one column: nothing to split on
     assert items(f)[0][0].data == {"text": "semi; colons; inside"}
+    f = write(tmp_path / "utf16.csv", "prompt\tcompletion\na\tb\n".encode("utf-16"))  # "Unicode text"
+    (problem,) = items(f)[1]
+    assert problem.kind == "not_utf8" and "UTF-16" in problem.reason and problem.line == 1
     f = write(tmp_path / "bad.csv", "prompt;completion\na;b\nonly-one\nc;d;e\nf;g\n")  # bad rows reported
     rows, problems = items(f)
     assert [r.data["prompt"] for r in rows] == ["a", "f"]

@@ -27,6 +27,11 @@ def _looks_binary(path: Path) -> bool:
 
 
 def _binary_problem(path: Path) -> DataProblem:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # what "Unicode text" exports write
+        return DataProblem(str(path), 1, "the file is UTF-16 text, not UTF-8; re-save it as UTF-8 (in a "
+                                         "spreadsheet: CSV UTF-8)", kind="not_utf8")
     return DataProblem(str(path), 1, "the file is binary, not text (it contains NUL bytes); "
                                      "is it the right file, or a different format renamed?", kind="binary")
 
