@@ -82,6 +82,18 @@ def test_csv_wrong_field_count_and_tsv(tmp_path):
     assert rows[0].data["text"] == "hello, world"
 
 
+def test_json_lines_named_json_are_read_as_json_lines(tmp_path):
+    """datasets' to_json writes JSON Lines, and people name them .json: read them line by line, bad lines named."""
+    f = write(tmp_path / "d.json", '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n'
+                                   '{broken\n{"prompt": "e", "completion": "f"}\n')
+    rows, problems = items(f)
+    assert [r.data["prompt"] for r in rows] == ["a", "c", "e"] and [r.line for r in rows] == [1, 2, 4]
+    assert [(p.line, p.kind) for p in problems] == [(3, "malformed_json")]
+    f = write(tmp_path / "two.json", '{"text": "a"} {"text": "b"}\n')  # not one per line: malformed
+    rows, problems = items(f)
+    assert not rows and [(p.line, p.kind) for p in problems] == [(1, "malformed_json")]
+
+
 def test_csv_delimiter_is_sniffed(tmp_path):
     """Spreadsheets where the comma is the decimal mark write semicolons; a comma in a field is not a delimiter."""
     f = write(tmp_path / "semi.csv", "\ufeffprompt;completion\nprice?;1,50 EUR\nhello, you;hi\n")

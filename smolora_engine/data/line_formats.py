@@ -160,6 +160,9 @@ def read_json(path: Path) -> Iterator[Item]:
             return
         value = json.loads(text)
     except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and _one_object_per_line(text, start, decoder):
+            yield from read_jsonl(path)  # JSON Lines named .json (as datasets' to_json writes them)
+            return
         yield DataProblem(str(path), exc.lineno, f"malformed JSON: {exc.msg} (column {exc.colno})",
                           kind="malformed_json")
         return
@@ -179,6 +182,16 @@ def read_json(path: Path) -> Iterator[Item]:
                                                    f"{type(item).__name__}", index, kind="wrong_type")
         return
     yield DataProblem(str(path), 1, f"expected a list of objects, got {type(value).__name__}", kind="wrong_type")
+
+
+def _one_object_per_line(text: str, start: int, decoder: json.JSONDecoder) -> bool:
+    """Whether the text starts as JSON Lines do: an object alone on its line, then another on the next."""
+    try:
+        first, end = decoder.raw_decode(text, start)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    rest = text[end:].lstrip(" \t\r")
+    return isinstance(first, dict) and rest.startswith("\n") and rest.lstrip().startswith("{")
 
 
 def _json_array(path: Path, text: str, pos: int, decoder: json.JSONDecoder) -> Iterator[Item]:
