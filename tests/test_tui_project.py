@@ -289,7 +289,7 @@ async def test_data_preview_doctor_and_opening_a_problem_row(tmp_path):
                 and f"packing {expected.packing.micro_batch} samples per row" in str(estimate.render()))
         await type_into(pilot, app, "data.path", str(demo_train_file()))  # other data: not checked yet
         assert "longest sample" not in str(estimate.render())
-        assert f"recipe: {machine.dtype} (" in str(estimate.render())
+        assert f"recipe at max_length: {machine.dtype} (" in str(estimate.render())
 
 
 async def test_unreadable_project_shows_its_error_and_recovers_after_a_fix():

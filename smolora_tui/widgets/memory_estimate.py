@@ -21,7 +21,7 @@ def recipe_line(estimate, project, machine, for_data: bool = False) -> str:
     packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
               else f"no packing ({packing.reason})")
     checkpointing = f"checkpointing {'on' if estimate.checkpointing else 'off'} ({estimate.checkpointing_reason})"
-    return f"recipe{' for this data' if for_data else ''}: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
+    return f"recipe {'for this data' if for_data else 'at max_length'}: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
 
 
 def estimate_here(facts, project, machine, longest: int | None = None):
