@@ -221,12 +221,13 @@ def test_every_problem_reason_with_its_line(tmp_path):
 
 def test_instruction_problems(tmp_path):
     rows = [{"instruction": "a", "output": "b"}, {"instruction": "a"}, {"instruction": "c", "output": ["x"]},
-            {"instruction": "d", "output": ""}]
+            {"instruction": "d", "output": ""}, {"instruction": "e", "output": None}]
     f = write(tmp_path / "i.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     report = report_for(f)
     assert [(p.line, p.kind) for p in report.problems] == [(2, "missing_field"), (3, "wrong_type"),
-                                                           (4, "empty_field")]
+                                                           (4, "empty_field"), (5, "empty_field")]
     assert "data.columns.output" in report.problems[0].reason
+    assert report.problems[3].reason == "field 'output' is null"  # there, but empty: not a column to map
 
 
 def test_chat_continuation_after_ending_without_answer_is_a_problem(tmp_path):

@@ -113,6 +113,8 @@ def _text_field(row: Row, column: str | None, role: str, required: bool = True) 
     if column is None or column not in row.data or row.data[column] is None:
         if not required:
             return None
+        if column is not None and column in row.data:  # a null in a table or JSON
+            return _problem(row, f"field '{column}' is null", "empty_field")
         name = column or DEFAULT_COLUMNS[role][0]
         return _problem(row, f"missing field '{name}' (columns: {describe_columns(set(row.data))}); "
                              f"map another column with data.columns.{role}", "missing_field")
