@@ -338,12 +338,20 @@ class DataPane(Widget):
         self.report = report
         summary = self.query_one("#doctor-summary", Static)
         summary.set_class(bool(report.get("error")), "-error")
-        summary.update(report_summary(report))
+        self._show_summary()
         table = self.query_one("#problems-table", DataTable)
         table.clear(columns=True)
         table.add_columns("where", "kind", "problem")
         for index, problem in enumerate(report.get("problems", [])):
             table.add_row(problem_where(problem), problem.get("kind", ""), problem.get("reason", ""), key=str(index))
+
+    def _show_summary(self) -> None:
+        summary = self.query_one("#doctor-summary", Static)
+        summary.update(report_summary(self.report or {}, summary.content_size.width or 80))
+
+    def on_resize(self) -> None:
+        if self.report is not None:  # the histogram's bars fit the new width
+            self.call_after_refresh(self._show_summary)
 
     @on(DataTable.RowSelected, "#problems-table")
     def _open_problem(self, event: DataTable.RowSelected) -> None:

@@ -9,6 +9,7 @@ from rich.text import Text
 from smolora_engine.data.render import mask_note
 
 CELL_WIDTH = 60
+HISTOGRAM_LABELS = 22  # a histogram line's columns besides its bar: "  low-high   " and " count"
 
 
 def cell(value: object) -> str:
@@ -26,9 +27,9 @@ def histogram(buckets: list, width: int = 40) -> str:
                      for low, high, count in buckets)
 
 
-def report_summary(report: dict) -> str:
+def report_summary(report: dict, width: int = 80) -> str:
     """The doctor's report in a few lines: rows kept, split, duplicates and problems, token counts, a histogram;
-    when the data cannot be used at all, its error first."""
+    when the data cannot be used at all, its error first. The histogram's bars fit in `width` columns."""
     error = report.get("error")
     tokens = report.get("tokens") or {}
     problems = report.get("problems", [])
@@ -44,7 +45,7 @@ def report_summary(report: dict) -> str:
                      f"p95 {tokens.get('p95')}, max {tokens.get('max')}  ·  {tokens.get('per_epoch', 0):,} "
                      f"per epoch, {tokens.get('trained_per_epoch', 0):,} trained  ·  "
                      f"{report.get('truncated', 0)} truncated")
-    lines.append(histogram(report.get("histogram") or []))
+    lines.append(histogram(report.get("histogram") or [], max(8, min(40, width - HISTOGRAM_LABELS))))
     return "\n".join(line for line in lines if line)
 
 
