@@ -144,7 +144,12 @@ async def test_leaving_with_unsaved_changes_asks_first():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await type_into(pilot, app, "lora.r", "8")
-        app.screen.focus_next()  # away from the input, so escape reaches the screen
+        await pilot.press("escape")  # the first Escape leaves the field, where 1-5 would be typed as text
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectScreen) and app.focused is None
+        await pilot.press("3")
+        await pilot.pause()
+        assert app.screen.mode == "train"
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ChoiceDialog)
@@ -165,14 +170,13 @@ async def test_leave_can_save_and_f5_asks_before_discarding():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await type_into(pilot, app, "lora.r", "8")
-        app.screen.focus_next()
         await pilot.press("f5")  # reload with unsaved changes: asked, and cancel keeps them
         await pilot.pause()
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.form.dirty and row(app, "lora.r").query_one(Input).value == "8"
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")  # out of the field, then out of the project
         await pilot.pause()
         await pilot.click("#choice-save")  # save and leave
         await pilot.pause()

@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
-from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Select, Static, TabbedContent, TabPane, TextArea
 
 from smolora_engine.estimate import FactsError
 from smolora_engine.project import ProjectError
@@ -59,7 +59,8 @@ class ProjectScreen(Screen):
     ProjectScreen #settings-status.-invalid { color: $error; }
     """
     BINDINGS = [
-        Binding("escape", "leave", "Projects", id="project.back", tooltip="Back to the project list"),
+        Binding("escape", "leave", "Projects", id="project.back",
+                tooltip="Back to the project list (from a text field: out of the field first)"),
         Binding("1", "mode('data')", "Data", id="project.data", show=False, tooltip="Browse and check the data"),
         Binding("2", "mode('settings')", "Settings", id="project.settings", show=False,
                 tooltip="Model, LoRA and training"),
@@ -339,6 +340,11 @@ class ProjectScreen(Screen):
         self._summary()
 
     def action_leave(self) -> None:
+        if isinstance(self.focused, (Input, TextArea)):
+            # Escape first leaves a text field, where 1-5 and the mode's keys are typed as text;
+            # a second Escape goes back to the projects.
+            self.set_focus(None)
+            return
         if self.entry.project is None or not self.query("#form") or not self.form.dirty:
             self._back()
             return
