@@ -50,9 +50,17 @@ def test_truncate_or_drop_over_length(tmp_path, tokenizer):
     f.write_text("\n".join(json.dumps({"text": "x" * n}) for n in (5, 50, 8)) + "\n")
     report = check_data(DataSettings(path=str(f), eval_ratio=0), tokenizer, max_length=20)
     assert (report.rows_kept, report.truncated) == (3, 1) and report.tokens["max"] == 20
+    # Text cut at max_length loses its end: the report says how to keep all of it.
+    assert "data.chunk_size = 20" in report.length_advice and "data.chunk_size = 20" in report.summary()
+    chunked = check_data(DataSettings(path=str(f), eval_ratio=0, chunk_size=10), tokenizer, max_length=20)
+    assert chunked.truncated == 0 and not chunked.length_advice
     report = check_data(DataSettings(path=str(f), eval_ratio=0, over_length="drop"), tokenizer, max_length=20)
     assert (report.rows_kept, report.dropped_too_long) == (2, 1)
     assert [(p.line, p.kind) for p in report.problems] == [(2, "too_long")]
+    assert not report.length_advice  # nothing was cut: the long row is reported as dropped
+    f.write_text(json.dumps({"prompt": "q", "completion": "a " * 100}) + "\n")  # not text: no chunking to offer
+    report = check_data(DataSettings(path=str(f), eval_ratio=0), tokenizer, max_length=60)
+    assert report.truncated == 1 and "raise training.max_length" in report.length_advice
 
 
 def test_answer_beyond_max_length_is_reported(tmp_path, tokenizer):

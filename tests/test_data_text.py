@@ -21,3 +21,10 @@ def test_the_histogram_fits_the_width_it_is_given():
 def test_an_unusable_report_says_why_first():
     lines = report_summary({**REPORT, "error": "no usable rows"}, 80).splitlines()
     assert lines[0] == "cannot train on this data: no usable rows"
+
+
+def test_truncated_samples_come_with_what_to_change():
+    advice = "each keeps its first 1024 tokens only; data.chunk_size = 1024 splits long texts"
+    shown = report_summary({**REPORT, "truncated": 2, "length_advice": advice}, 80)
+    assert f"2 truncated: {advice}" in shown.splitlines()
+    assert "truncated:" not in report_summary(REPORT, 80)

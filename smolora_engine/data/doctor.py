@@ -49,6 +49,7 @@ class DataReport:
     eval_source: str = ""
     mask: str = ""  # how the loss was placed (render.MASKS), once rendered
     mask_missed: list[str] = field(default_factory=list)  # rows whose template markers left answer tokens out
+    length_advice: str = ""  # what to change when samples were truncated
 
     @property
     def tokens(self) -> dict[str, Any] | None:
@@ -88,7 +89,7 @@ class DataReport:
             "train_rows": self.train_rows, "eval_rows": self.eval_rows, "eval_source": self.eval_source,
             "problem_counts": dict(self.problem_counts()), "problems": [p.to_dict() for p in self.problems],
             "tokens": self.tokens, "histogram": self.histogram(), "mask": self.mask,
-            "mask_missed_rows": self.mask_missed,
+            "mask_missed_rows": self.mask_missed, "length_advice": self.length_advice,
         }
 
     def summary(self) -> str:
@@ -97,7 +98,8 @@ class DataReport:
         if self.duplicates:
             lines.append(f"  {self.duplicates} exact duplicates removed")
         if self.truncated or self.dropped_too_long:
-            lines.append(f"  {self.truncated} truncated and {self.dropped_too_long} dropped for length")
+            lines.append(f"  {self.truncated} truncated and {self.dropped_too_long} dropped for length"
+                         + (f": {self.length_advice}" if self.length_advice else ""))
         if tokens := self.tokens:
             lines.append(f"  tokens per sample: min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
                          f"max {tokens['max']}; {tokens['per_epoch']} tokens per epoch "
@@ -255,6 +257,15 @@ def _render_all(samples: list[Sample], tokenizer, max_length: int, over_length: 
     return out
 
 
+def length_advice(shape: str | None, settings: DataSettings, max_length: int) -> str:
+    """What to change so that no text is cut off at max_length."""
+    if shape == "text" and settings.chunk_size <= 0:
+        return (f"each keeps its first {max_length} tokens only; data.chunk_size = {max_length} splits long texts "
+                "into pieces that are all trained on")
+    return (f"each keeps its first {max_length} tokens only; raise training.max_length, or set "
+            "data.over_length = \"drop\" to leave them out")
+
+
 def no_usable_rows(report: DataReport) -> DataError:
     common = report.most_common_problem()
     if common is None:
@@ -280,6 +291,8 @@ def prepare(settings: DataSettings, tokenizer=None, max_length: int = 1024, seed
     else:
         rendered = [Rendered([], [], sample=s) for s in samples]
     report.rows_kept = len(rendered)
+    if report.truncated:
+        report.length_advice = length_advice(report.shape, settings, max_length)
     report.problems.sort(key=lambda p: (p.file, p.line or 0, p.index or 0))
     if not rendered:
         raise no_usable_rows(report)

@@ -45,6 +45,8 @@ def report_summary(report: dict, width: int = 80) -> str:
                      f"p95 {tokens.get('p95')}, max {tokens.get('max')}  ·  {tokens.get('per_epoch', 0):,} "
                      f"per epoch, {tokens.get('trained_per_epoch', 0):,} trained  ·  "
                      f"{report.get('truncated', 0)} truncated")
+    if report.get("truncated") and report.get("length_advice"):
+        lines.append(f"{report['truncated']} truncated: {report['length_advice']}")
     lines.append(histogram(report.get("histogram") or [], max(8, min(40, width - HISTOGRAM_LABELS))))
     return "\n".join(line for line in lines if line)
 
