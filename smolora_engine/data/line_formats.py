@@ -20,15 +20,12 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
 _SNIFF = 8192
 
 
-def _looks_binary(path: Path) -> bool:
+def _binary_problem(path: Path) -> DataProblem | None:
+    """The problem with a file that is not text (NUL bytes in its head), or None for a text file."""
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF)
-    return b"\x00" in head
-
-
-def _binary_problem(path: Path) -> DataProblem:
-    with open(path, "rb") as handle:
-        head = handle.read(4)
+    if b"\x00" not in head:
+        return None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # what "Unicode text" exports write
         return DataProblem(str(path), 1, "the file is UTF-16 text, not UTF-8; re-save it as UTF-8 (in a "
                                          "spreadsheet: CSV UTF-8)", kind="not_utf8")
@@ -70,8 +67,8 @@ def read_text(path: Path, split: str = "line") -> Iterator[Item]:
         yield DataProblem(str(path), None, "no .txt or .md files in this folder", kind="empty")
         return
     for file in files:
-        if _looks_binary(file):
-            yield _binary_problem(file)
+        if binary := _binary_problem(file):
+            yield binary
             continue
         if split == "line":
             for number, text in iter_lines(file):
@@ -106,8 +103,8 @@ def _paragraphs(file: Path, whole_file: bool) -> Iterator[Item]:
 # ---------------------------------------------------------------- JSON Lines
 
 def read_jsonl(path: Path) -> Iterator[Item]:
-    if _looks_binary(path):
-        yield _binary_problem(path)
+    if binary := _binary_problem(path):
+        yield binary
         return
     for number, text in iter_lines(path):
         if text is None:
@@ -139,8 +136,8 @@ def _line_of(text: str, pos: int) -> int:
 
 def read_json(path: Path) -> Iterator[Item]:
     """A JSON list of objects, or an object holding one (e.g. {"data": [...]})."""
-    if _looks_binary(path):
-        yield _binary_problem(path)
+    if binary := _binary_problem(path):
+        yield binary
         return
     raw = path.read_bytes()
     try:
@@ -274,8 +271,8 @@ def sniff_delimiter(path: Path) -> str:
 def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Item]:
     """CSV or TSV with a header row; without a `delimiter`, a .tsv is tab-separated and any other file's
     delimiter is sniffed from its first lines (sniff_delimiter)."""
-    if _looks_binary(path):
-        yield _binary_problem(path)
+    if binary := _binary_problem(path):
+        yield binary
         return
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(path)

@@ -81,19 +81,19 @@ class MemoryEstimate(Static):
                     + (f"  —  too much: lower max_length or batch_size"
                        f"{'' if estimate.checkpointing else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
-                    + f"\n{parts} GiB" + self._for_this_data(facts, project, machine, longest)
+                    + f"\n{parts} GiB" + self._for_this_data(for_data, longest)
                     + f"\n{recipe_line(for_data or estimate, project, machine, for_data is not None)}"
                     + (f"\n⚠ {problem}" if problem else ""))
         self.set_class(0.8 <= share <= 1 or (problem is not None and share <= 1), "-tight")  # a warning's colour
 
     @staticmethod
-    def _for_this_data(facts, project, machine, longest: int | None) -> str:
+    def _for_this_data(for_data, longest: int | None) -> str:
+        """The line for the checked data: its estimate (`for_data`), or that its samples fill max_length."""
         if longest is None:
             return ""
-        if longest >= project.training.max_length:
+        if for_data is None:
             return f"\nthis data's longest sample ({longest:,} tokens) fills max_length: the figure above applies"
-        estimate = estimate_here(facts, project, machine, longest)
-        return f"\nwith this data's longest sample ({longest:,} tokens): ≈ {gib(estimate.total)}"
+        return f"\nwith this data's longest sample ({longest:,} tokens): ≈ {gib(for_data.total)}"
 
     @work(group="facts", exit_on_error=False)
     async def _fetch_facts(self, base: str) -> None:

@@ -19,10 +19,6 @@ class RunsTable(DataTable):
         self.run_ids: list[str] = []  # the rows' runs, in order
         self._rows: list[tuple] = []
 
-    def on_mount(self) -> None:
-        if not self.columns:
-            self.add_columns(*COLUMNS)
-
     def show(self, infos: list[RunInfo], shown: str | None) -> None:
         """These runs, with the cursor on `shown`."""
         if not self.columns:
