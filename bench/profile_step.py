@@ -56,6 +56,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
+    from smolora_engine.training.shared_prefix import share_prefixes
     from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
     from train_throughput import data_set
 
@@ -73,7 +74,8 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
         set_seed(0)
         model = get_peft_model(model, lora_config(project))
         plan, _estimate, _free = plan_run(project, DeviceChoice("cpu", dtype, "profile", "as profiled"),
-                                          max(len(r.input_ids) for r in data.train), model.config)
+                                          max(len(r.input_ids) for r in data.train), model.config,
+                                          data.report.shared_prefix)
         if not plan.checkpointing:
             keep_freed_memory()
         apply_attention(model, plan)
@@ -96,6 +98,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
                                      "labels": [r.labels for r in data.train]})
         trainer = make_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                        callbacks=[Profiled()])
+        share_prefixes(trainer, plan)
         trainer.train()
     by_kind: dict[str, float] = defaultdict(float)
     ops = []

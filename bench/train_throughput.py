@@ -106,6 +106,7 @@ def cpu_facts() -> tuple[str, list[str]]:
 
 def counting(base_cls):
     """The trainer class, counting the non-pad tokens of each training forward pass."""
+    from smolora_engine.training.shared_prefix import tokens_saved
 
     class Counting(base_cls):
         counted = 0
@@ -114,6 +115,7 @@ def counting(base_cls):
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.counted += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+                self.counted += tokens_saved(inputs)  # a shared prefix counts once per sample, as unshared
             return super().compute_loss(model, inputs, *a, **kw)
 
     return Counting
@@ -152,6 +154,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
+    from smolora_engine.training.shared_prefix import share_prefixes
     from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
 
     quiet_libraries()
@@ -182,7 +185,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
             set_seed(project.training.seed)
             peft_model = get_peft_model(model, lora_config(project))
             plan, _estimate, _free = plan_run(project, choice, max(len(r.input_ids) for r in data.train),
-                                              model.config)
+                                              model.config, data.report.shared_prefix)
             if not plan.checkpointing:
                 keep_freed_memory()
             apply_attention(peft_model, plan)
@@ -234,6 +237,8 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
         torch.manual_seed(0)
         trainer = trainer_cls(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
                               callbacks=[Clock()], **extra)
+        if recipe == "smolora":
+            share_prefixes(trainer, plan)
         trainer.train()
         held = prepare(DataSettings(path=str(held_file), eval_ratio=0), tokenizer, 1024).train
         loss = heldout_loss(peft_model, held)

@@ -179,6 +179,10 @@ class TrainingSettings:
         "auto", "Padding-free packing: the samples of a step share rows (position ids restart per sample, "
         "attention never crosses them), so no token is padding; auto packs where the model's attention allows.",
         choices=("auto", "on", "off"))
+    shared_prefix: str = setting(
+        "auto", "A packed row holds the untrained tokens every sample starts with (such as a chat template's "
+        "system prompt) once, and each sample reads that copy: the same loss and gradients from fewer tokens; "
+        "auto shares them where the attention allows (per-sample sdpa).", choices=("auto", "off"))
     gradient_checkpointing: str = setting(
         "auto", "Recompute activations in the backward pass: much less memory, about 30 % slower on CPU; "
         "auto turns it on only when a step would not fit comfortably in free memory without it.",

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from ..project import DataSettings
 from .chat_format import ChatFormat
+from .prefix import MIN_SHARED, shared_prefix_length
 from .readers import read_source
 from .rows import DataProblem, DataSourceError, Row
 from .render import MASKS, RenderError, Rendered, render_sample
@@ -50,6 +51,7 @@ class DataReport:
     mask: str = ""  # how the loss was placed (render.MASKS), once rendered
     mask_missed: list[str] = field(default_factory=list)  # rows whose template markers left answer tokens out
     length_advice: str = ""  # what to change when samples were truncated
+    shared_prefix: int = 0  # untrained tokens every training sample starts with (prefix.py)
 
     @property
     def tokens(self) -> dict[str, Any] | None:
@@ -90,6 +92,7 @@ class DataReport:
             "problem_counts": dict(self.problem_counts()), "problems": [p.to_dict() for p in self.problems],
             "tokens": self.tokens, "histogram": self.histogram(), "mask": self.mask,
             "mask_missed_rows": self.mask_missed, "length_advice": self.length_advice,
+            "shared_prefix": self.shared_prefix,
         }
 
     def summary(self) -> str:
@@ -104,6 +107,8 @@ class DataReport:
             lines.append(f"  tokens per sample: min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
                          f"max {tokens['max']}; {tokens['per_epoch']} tokens per epoch "
                          f"({tokens['trained_per_epoch']} trained)")
+        if self.shared_prefix >= MIN_SHARED:
+            lines.append(f"  every sample starts with the same {self.shared_prefix} untrained tokens")
         if self.train_rows or self.eval_rows:
             lines.append(f"  split: {self.train_rows} train, {self.eval_rows} eval"
                          + (f" ({self.eval_source})" if self.eval_source else ""))
@@ -310,6 +315,8 @@ def prepare(settings: DataSettings, tokenizer=None, max_length: int = 1024, seed
         evaluation = [r for i, r in enumerate(rendered) if i in held]
         report.eval_source = f"{settings.eval_ratio:.0%} held out, seed {settings.split_seed}"
     report.train_rows, report.eval_rows = len(train), len(evaluation)
+    if tokenizer is not None:
+        report.shared_prefix = shared_prefix_length([(r.input_ids, r.labels) for r in train])
     return PreparedData(train, evaluation, report)
 
 

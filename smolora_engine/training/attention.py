@@ -12,6 +12,11 @@ call without them (eval, generation with a cache, padded batches) is plain sdpa 
 transformers built, so the implementation is correct for every input and only faster for
 packed rows. A sliding-window layer whose window is shorter than a sample also takes the masked
 path, since per-sample causal attention would see past the window.
+
+A row with a shared prefix (shared_prefix.py) holds the prefix once, at the start of its first
+sample; every later sample attends to the prefix's keys and then causally to its own. Such a row
+has no masked path: the mask transformers builds from its positions would hide the prefix from
+the later samples, so a layer that cannot take the per-sample path raises instead.
 """
 
 from __future__ import annotations
@@ -28,16 +33,31 @@ def segment_attention(module, query, key, value, attention_mask, dropout: float 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     bounds = kwargs.get("cu_seq_lens_q")
+    shared = kwargs.get("shared_prefix") or 0
     window = getattr(module, "sliding_window", None)
     if (bounds is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]
             or kwargs.get("position_bias") is not None
             or (window and int(kwargs.get("max_length_q") or query.shape[2]) > window)):
+        if shared:
+            raise ValueError("a packed row with a shared prefix reached attention that cannot keep its samples "
+                             "apart (a cache, or a sliding window shorter than a sample); train with "
+                             "training.packing = off")
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    edges = bounds.tolist()
-    outputs = [sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None,
-                                      dropout=dropout, scaling=scaling, is_causal=True)[0]
-               for a, b in pairwise(edges) if b > a]
+    outputs = []
+    for index, (a, b) in enumerate(pairwise(bounds.tolist())):
+        if b <= a:
+            continue
+        if index == 0 or not shared:  # a sample on its own (the first holds the shared prefix itself)
+            outputs.append(sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None,
+                                                  dropout=dropout, scaling=scaling, is_causal=True)[0])
+            continue
+        keys = torch.cat([key[:, :, :shared], key[:, :, a:b]], dim=2)
+        values = torch.cat([value[:, :, :shared], value[:, :, a:b]], dim=2)
+        # the whole prefix, then causal on the sample's own tokens: query i sees keys 0 .. shared + i
+        mask = torch.ones(b - a, shared + b - a, dtype=torch.bool, device=query.device).tril(shared)[None, None]
+        outputs.append(sdpa_attention_forward(module, query[:, :, a:b], keys, values, mask, dropout=dropout,
+                                              scaling=scaling, is_causal=False)[0])
     return torch.cat(outputs, dim=1), None
 
 

@@ -12,6 +12,8 @@ Each choice comes with the reason the worker logs (and the settings screen shows
   with flash-attn installed); on CPU and MPS sdpa once per sample (attention.py), since sdpa
   alone would compute each row's whole square under the mask; on CUDA without flash-attn, sdpa
   under the mask (a per-sample loop there is unmeasured: no GPU was at hand);
+- a shared prefix: where per-sample sdpa runs, the untrained tokens every sample starts with
+  (a chat template's system prompt) are computed once per packed row (shared_prefix.py);
 - gradient checkpointing `auto`: off when the step fits comfortably in free memory
   without it (it costs about 30 % on CPU), on otherwise.
 
@@ -21,6 +23,8 @@ Light: no torch at import (the settings screen uses the planning functions).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..data.prefix import MIN_SHARED
 
 PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls busy, short enough to bound a
 # pass's activations: on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of
@@ -47,6 +51,8 @@ class Recipe:
     checkpointing_reason: str
     attention: str | None = None  # the attention implementation to train with (None: as loaded)
     attention_reason: str = ""
+    shared_prefix: int = 0  # leading tokens a packed row computes once (0: each sample computes its own)
+    shared_prefix_reason: str = ""
 
     def lines(self) -> list[str]:
         p = self.packing
@@ -56,7 +62,9 @@ class Recipe:
         return [f"precision: {self.dtype} ({self.dtype_reason})",
                 f"packing: {'on' if p.packed else 'off'}, {shape} ({p.reason})",
                 f"gradient checkpointing: {'on' if self.checkpointing else 'off'} ({self.checkpointing_reason})",
-                *([f"attention: {self.attention} ({self.attention_reason})"] if self.attention else [])]
+                *([f"attention: {self.attention} ({self.attention_reason})"] if self.attention else []),
+                *([f"shared prefix: {'on' if self.shared_prefix else 'off'} ({self.shared_prefix_reason})"]
+                  if p.packed and self.shared_prefix_reason else [])]
 
 
 def plan_attention(packing: Packing, attention: str | None, device: str = "cpu") -> tuple[str | None, str]:
@@ -74,6 +82,27 @@ def plan_attention(packing: Packing, attention: str | None, device: str = "cpu")
     if attention.startswith("flash_attention"):
         return attention, "its varlen kernels attend within each packed sample"
     return attention, "as loaded: the mask transformers builds keeps packed samples apart"
+
+
+def plan_shared_prefix(packing: Packing, attention: str | None, shared: int, longest: int,
+                       window: int | None = None, setting: str = "auto") -> tuple[int, str]:
+    """How many leading tokens a packed row computes once, with the reason: the untrained tokens every
+    sample starts with, where per-sample sdpa lets several samples read one prefix."""
+    if not packing.packed:
+        return 0, ""
+    if setting == "off":
+        return 0, "training.shared_prefix = off"
+    if shared < MIN_SHARED:
+        return 0, (f"the samples share only {shared} untrained tokens at the start" if shared
+                   else "the samples do not start with the same untrained tokens")
+    if attention != SEGMENTS:
+        return 0, (f"every sample starts with the same {shared} untrained tokens, but only per-sample sdpa lets "
+                   f"several samples read one copy; this run uses {attention}")
+    if window and longest > window:
+        return 0, (f"a sliding window of {window} tokens is shorter than the longest sample ({longest}): those "
+                   "layers keep samples apart by a mask")
+    return shared, (f"the {shared} untrained tokens every sample starts with are computed once per packed row, "
+                    f"not once per sample")
 
 
 def plan_packing(setting: str, batch_size: int, grad_accum: int, longest: int,
@@ -110,9 +139,10 @@ def plan_checkpointing(setting: str, without_mb: float | None, available_mb: flo
     return True, f"auto: without it the step would need about {need:.1f} GiB of the {free:.1f} GiB free"
 
 
-def choose_recipe(project, choice, longest: int, model_config, estimate) -> Recipe:
+def choose_recipe(project, choice, longest: int, model_config, estimate, shared: int = 0) -> Recipe:
     """The worker's recipe: the device choice's precision, packing for this model's attention and
-    data, and checkpointing as the memory estimate (made with checkpointing auto resolved) says."""
+    data, the prefix its rows share (`shared`: the data's untrained leading tokens), and
+    checkpointing as the memory estimate (made with checkpointing auto resolved) says."""
     t = project.training
     attention = getattr(model_config, "_attn_implementation", None)
     if project.model.trust_remote_code:
@@ -122,15 +152,18 @@ def choose_recipe(project, choice, longest: int, model_config, estimate) -> Reci
         checkpointing, reason = estimate.checkpointing, estimate.checkpointing_reason
     else:
         checkpointing, reason = plan_checkpointing(t.gradient_checkpointing, None, None)
-    return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason,
-                  *plan_attention(packing, attention, choice.device))
+    trained_with, attention_reason = plan_attention(packing, attention, choice.device)
+    window = getattr(model_config, "sliding_window", None)
+    return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason, trained_with, attention_reason,
+                  *plan_shared_prefix(packing, trained_with, shared, min(longest, t.max_length),
+                                      window if isinstance(window, int) else None, t.shared_prefix))
 
 
-def plan_run(project, choice, longest: int, model_config):
+def plan_run(project, choice, longest: int, model_config, shared: int = 0):
     """The recipe for a run on this machine, with the memory estimate behind its checkpointing
     choice and the free memory it was weighed against: (recipe, estimate or None, free MB or None)."""
     from .memory import available_memory_mb, estimate_memory_mb
 
     available = available_memory_mb(choice.device)
     estimate = estimate_memory_mb(project, longest, choice.device, choice.dtype, available)
-    return choose_recipe(project, choice, longest, model_config, estimate), estimate, available
+    return choose_recipe(project, choice, longest, model_config, estimate, shared), estimate, available

@@ -14,8 +14,10 @@ from pathlib import Path
 from ..project import Project
 
 # What the padding-free collator sends about a packed row's samples, for varlen attention
-# (flash-attention on CUDA, per-sample sdpa elsewhere: attention.py)
+# (flash-attention on CUDA, per-sample sdpa elsewhere: attention.py), and what our collator adds: the length
+# of the prefix its samples share (shared_prefix.py)
 PACKED_BOUNDS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+ROW_KEYS = (*PACKED_BOUNDS, "shared_prefix")
 
 
 def make_trainer_class():
@@ -26,6 +28,7 @@ def make_trainer_class():
     from trl import SFTTrainer
 
     from .loss import frozen_head_cross_entropy_sum, head_is_frozen_linear
+    from .shared_prefix import tokens_saved
 
     class SmoloraTrainer(SFTTrainer):
         fast_loss = True
@@ -41,16 +44,17 @@ def make_trainer_class():
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+                self.tokens_seen += tokens_saved(inputs)  # the data's tokens, each sample with its prefix
             lm = self._causal_lm(model)
             config = lm.config
             distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
             if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
                     or getattr(config, "logit_scale", None) or not hasattr(lm, "get_decoder")):
                 inputs = {k: v for k, v in inputs.items()
-                          if k in ("input_ids", "attention_mask", "labels", "position_ids", *PACKED_BOUNDS)}
+                          if k in ("input_ids", "attention_mask", "labels", "position_ids", *ROW_KEYS)}
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
             labels = inputs["labels"]
-            bounds = {k: inputs[k] for k in PACKED_BOUNDS if k in inputs}  # packed rows' sample bounds
+            bounds = {k: inputs[k] for k in ROW_KEYS if k in inputs}  # packed rows' sample bounds
             hidden = lm.get_decoder()(
                 input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                 position_ids=inputs.get("position_ids"), use_cache=False, **bounds,

@@ -30,6 +30,7 @@ from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
 from .memory import estimate_detail, keep_freed_memory, memory_advice
 from .recipe import plan_run
+from .shared_prefix import share_prefixes
 from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
 
@@ -175,7 +176,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         model = get_peft_model(model, lora_config(project))
         trainable, _total = model.get_nb_trainable_parameters()
         longest = max(len(r.input_ids) for r in data.train)
-        recipe, estimate, available = plan_run(project, choice, longest, model.config)
+        recipe, estimate, available = plan_run(project, choice, longest, model.config, data.report.shared_prefix)
         for line in recipe.lines():
             emit(ev.Log(message=line))
         apply_attention(model, recipe)
@@ -206,6 +207,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                               train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                               callbacks=[callback])
         trainer_ref["trainer"] = trainer
+        share_prefixes(trainer, recipe)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it prints each log as a dict; our Step events say it
