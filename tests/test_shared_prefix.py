@@ -78,12 +78,13 @@ def _model(folder, attention: str):
     return model
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma3", "mistral"])
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma3", "mistral", "smollm3", "phi3", "granite"])
 def test_a_shared_prefix_gives_the_loss_and_gradients_of_the_samples_alone(tmp_path, tiny_model_dir, family):
     """Through the trainer's own loss (the head at the trained positions, and the model's own loss for
     models that need it), with LoRA on every linear layer: the row with the prefix once gives the loss
     and every adapter gradient of the samples fed one at a time. Qwen3 has q/k norms and grouped heads,
-    Gemma 3 a 64-token sliding window (the samples fit in it), Mistral its own attention."""
+    Gemma 3 a 64-token sliding window (the samples fit in it), SmolLM3 layers without rotary positions,
+    Phi-3 fused projections and partial rotary, Granite its own attention and logit scales."""
     from datasets import Dataset
     from peft import get_peft_model
     from transformers import AutoTokenizer
@@ -126,13 +127,18 @@ def test_a_shared_prefix_gives_the_loss_and_gradients_of_the_samples_alone(tmp_p
             total += float(loss.detach())
         return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
-    alone_loss, alone = loss_and_grads([DataCollatorForLanguageModeling(pad_token_id=0)([s]) for s in samples])
+    alone_batches = [DataCollatorForLanguageModeling(pad_token_id=0)([s]) for s in samples]
+    losses = {}
     for fast in (True, False):
+        alone_loss, alone = loss_and_grads(alone_batches, fast)
+        losses[fast] = alone_loss
         shared_loss, grads = loss_and_grads([shared], fast)
         assert math.isclose(shared_loss, alone_loss, rel_tol=1e-5), (fast, shared_loss, alone_loss)
         assert grads.keys() == alone.keys() and len(grads) > 0
         for name, grad in grads.items():
             torch.testing.assert_close(grad, alone[name], rtol=1e-4, atol=1e-6, msg=name)
+    # the loss at the trained positions is the model's own (Granite divides its logits by a scale)
+    assert math.isclose(losses[True], losses[False], rel_tol=1e-5), losses
     # And the check can fail: the same row, its later samples not reading the prefix, gives other gradients
     # (random weights attend almost evenly, so the loss moves less: 2e-4 of it for the llama).
     blind_loss, blind = loss_and_grads([{k: v for k, v in shared.items() if k != "shared_prefix"}])

@@ -48,8 +48,11 @@ def make_trainer_class():
             lm = self._causal_lm(model)
             config = lm.config
             distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
+            # Models that change their logits after the head (Gemma 2's soft cap, Cohere's logit_scale,
+            # Granite's division by logits_scaling) train through their own loss.
             if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
-                    or getattr(config, "logit_scale", None) or not hasattr(lm, "get_decoder")):
+                    or getattr(config, "logit_scale", None) or getattr(config, "logits_scaling", 1) != 1
+                    or not hasattr(lm, "get_decoder")):
                 inputs = {k: v for k, v in inputs.items()
                           if k in ("input_ids", "attention_mask", "labels", "position_ids", *ROW_KEYS)}
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
