@@ -40,8 +40,8 @@ def segment_attention(module, query, key, value, attention_mask, dropout: float 
             or (window and int(kwargs.get("max_length_q") or query.shape[2]) > window)):
         if shared:
             raise ValueError("a packed row with a shared prefix reached attention that cannot keep its samples "
-                             "apart (a cache, or a sliding window shorter than a sample); train with "
-                             "training.packing = off")
+                             "apart (a cache, or a sliding window shorter than a sample); set "
+                             "training.shared_prefix = off")
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     outputs = []
