@@ -158,7 +158,11 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
     from smolora_engine.training.shared_prefix import share_prefixes
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from smolora_engine.training.trainer import (
+        lora_config,
+        make_trainer_class,
+        training_args,
+    )
 
     quiet_libraries()
     train_rows, held_rows = data_set(data_name, examples)

@@ -21,7 +21,10 @@ IGNORED = -100
 def test_the_shared_length_stops_at_the_first_difference_or_trained_token():
     prefix = list(range(10, 30))
     a, b = prefix + [1, 2, 3], prefix[:15] + [99] + [4, 5]
-    untrained = lambda ids: [IGNORED] * len(ids)  # noqa: E731
+
+    def untrained(ids):
+        return [IGNORED] * len(ids)
+
     assert shared_prefix_length([(a, untrained(a)), (b, untrained(b))]) == 15
     # the token after the prefix must be untrained too: it is predicted from the row's token before it
     labels = untrained(a)
@@ -93,7 +96,11 @@ def test_a_shared_prefix_gives_the_loss_and_gradients_of_the_samples_alone(tmp_p
     from smolora_engine.project import Project
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.recipe import Recipe
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from smolora_engine.training.trainer import (
+        lora_config,
+        make_trainer_class,
+        training_args,
+    )
 
     folder = tiny_model_dir if family == "llama" else make_family_model(tmp_path, family)
     torch.manual_seed(0)
