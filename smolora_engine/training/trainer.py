@@ -3,7 +3,8 @@
 Speed (measured by bench/train_throughput.py against SmoLoRA's recipe): no
 gradient checkpointing, batch 1 without padding, and the loss computed from the
 LM head at the trained positions only (loss.py), instead of full-vocabulary
-logits (plus TRL's entropy and accuracy metrics over them) at every position.
+logits (plus TRL's entropy and accuracy metrics over them) at every position;
+a packed run's eval loss from packed rows (packed_eval.py).
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ def make_trainer_class():
     import torch
     import torch.nn.functional as F
     from transformers import Trainer
+    from transformers.trainer_utils import EvalLoopOutput
     from trl import SFTTrainer
 
     from .loss import frozen_head_cross_entropy_sum, head_is_frozen_linear
+    from .packed_eval import packed_eval_loss
     from .shared_prefix import tokens_saved
 
     class SmoloraTrainer(SFTTrainer):
         fast_loss = True
+        packed_eval = True  # a packed run's eval loss from packed rows (False: the HF loop, one sample per batch)
         tokens_seen = 0
 
         def _causal_lm(self, model):
@@ -40,19 +44,37 @@ def make_trainer_class():
                 inner = inner.get_base_model()
             return inner
 
+        def _head_loss_fits(self, lm) -> bool:
+            """Whether the loss may come from the decoder's hidden states and the head: not for models that
+            change their logits after the head (Gemma 2's soft cap, Cohere's logit_scale, Granite's division
+            by logits_scaling), nor under DDP, which must see its own forward."""
+            config = lm.config
+            return (self.fast_loss and self.accelerator.num_processes == 1 and hasattr(lm, "get_decoder")
+                    and not getattr(config, "final_logit_softcapping", None)
+                    and not getattr(config, "logit_scale", None) and getattr(config, "logits_scaling", 1) == 1)
+
+        def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                            metric_key_prefix="eval"):
+            """A packed run's eval loss from packed rows (packed_eval.py): the same mean over samples."""
+            lm = self._causal_lm(self.model)
+            dataset = getattr(dataloader, "dataset", None)
+            if (not self.packed_eval or not self.args.padding_free or self.args.eval_batch_size != 1 or self.compute_metrics is not None
+                    or not self._head_loss_fits(lm) or dataset is None or not hasattr(dataset, "__len__")):
+                return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                               metric_key_prefix)
+            self.model.eval()  # left so, as the HF loop leaves it: the next training step turns it back
+            loss, samples = packed_eval_loss(lm, self.data_collator, dataset,
+                                             self.args.per_device_train_batch_size, self.args.device)
+            return EvalLoopOutput(predictions=None, label_ids=None, metrics={f"{metric_key_prefix}_loss": loss},
+                                  num_samples=samples)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
                 self.tokens_seen += tokens_saved(inputs)  # the data's tokens, each sample with its prefix
             lm = self._causal_lm(model)
-            config = lm.config
-            distributed = self.accelerator.num_processes > 1  # DDP must see its own forward
-            # Models that change their logits after the head (Gemma 2's soft cap, Cohere's logit_scale,
-            # Granite's division by logits_scaling) train through their own loss.
-            if (not self.fast_loss or distributed or getattr(config, "final_logit_softcapping", None)
-                    or getattr(config, "logit_scale", None) or getattr(config, "logits_scaling", 1) != 1
-                    or not hasattr(lm, "get_decoder")):
+            if not self._head_loss_fits(lm):
                 inputs = {k: v for k, v in inputs.items()
                           if k in ("input_ids", "attention_mask", "labels", "position_ids", *ROW_KEYS)}
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
