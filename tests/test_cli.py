@@ -100,3 +100,19 @@ def test_config_takes_template_options_and_checks_column_names(capsys):
     assert load_project("p").data.template_options == {"enable_thinking": False}
     code, _, err = run(capsys, "config", "p", "data.columns={prompt = true}")
     assert code == 2 and "data.columns must be a table of column names" in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """`smolora data preview BIG | head -1`: the pipe closes early; no traceback, the usual exit status."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"text": f"row {i} " + "x" * 80}) + "\n" for i in range(20000)))
+    reader = subprocess.Popen([sys.executable, "-m", "smolora_engine.cli", "data", "preview", str(big),
+                               "--rows", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = reader.stdout.readline()
+    reader.stdout.close()  # as `head -1` does after its line
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 141
+    assert b"rows 20000" in first and "Traceback" not in err and "BrokenPipe" not in err

@@ -38,6 +38,7 @@ def test_the_shared_length_stops_at_the_first_difference_or_trained_token():
     assert shared_prefix_length([(a, untrained(a)), (prefix, untrained(prefix))]) == len(prefix) - 1
     assert shared_prefix_length([([5, 6], [IGNORED, IGNORED]), ([7, 6], [IGNORED, IGNORED])]) == 0
     assert shared_prefix_length([]) == 0
+    assert shared_prefix_length([(a, untrained(a))]) == 0  # one sample alone shares nothing
 
 
 def _samples(vocab: int, prefix: int, lengths: list[tuple[int, int]], seed: int = 1) -> list[dict]:

@@ -7,6 +7,8 @@ lives in overnight/commands.py); this one builds the parser and dispatches.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from .. import paths
 from ..export.quants import QUANTS
@@ -177,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`smolora runs | head`): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's flush at exit does not fail again
+        return 141
     except Exception as exc:  # a clear one-line message for known failures; the rest keep their traceback
         from ..models import ModelNotFound
 

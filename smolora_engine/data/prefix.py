@@ -11,8 +11,9 @@ IGNORED = -100
 
 def shared_prefix_length(samples: Sequence[tuple[Sequence[int], Sequence[int]]]) -> int:
     """How many leading tokens all the (input_ids, labels) samples can share: the same ids, and
-    neither they nor the token after them trained in any sample; every sample keeps a token of its own."""
-    if not samples:
+    neither they nor the token after them trained in any sample; every sample keeps a token of its own.
+    One sample alone shares nothing."""
+    if len(samples) < 2:
         return 0
     first = samples[0][0]
     length = min(len(ids) for ids, _ in samples) - 1
