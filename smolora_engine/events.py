@@ -106,6 +106,7 @@ class Samples(Event):
     best: bool = False  # the best pass rate so far (when pass_rate is the run's metric)
     seconds: float | None = None
     cut_short: bool = False  # eval.time_limit_s ended the answers early
+    cached: bool = False  # the base model's answers kept from an earlier run (evaluation/answer_cache.py)
 
 
 @dataclass

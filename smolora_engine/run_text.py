@@ -98,7 +98,8 @@ def samples_text(event: Samples) -> str:
         passed = sum(1 for a in event.answers if a.get("passed"))
         rate = f"pass rate {event.pass_rate:.0%} ({passed}/{event.checked})" + (" (best so far)" if event.best else "")
     cut = ", cut short by eval.time_limit_s" if event.cut_short else ""
-    return f"answers of {who} to {n} eval prompt(s): {rate}; {event.seconds or 0:.1f} s{cut}"
+    took = "kept from an earlier run (same model, prompts, settings)" if event.cached else f"{event.seconds or 0:.1f} s"
+    return f"answers of {who} to {n} eval prompt(s): {rate}; {took}{cut}"
 
 
 def console_text(level: str, text: str) -> str:

@@ -22,6 +22,7 @@ class Answers:
     texts: list[str]
     seconds: float
     cut_short: bool  # the time limit ended generation early
+    cached: bool = False  # the base model's answers of an earlier run (answer_cache.py), not generated now
 
 
 def prompt_ids(prompt: EvalPrompt, tokenizer, fmt: ChatFormat) -> list[int]:
@@ -32,32 +33,48 @@ def prompt_ids(prompt: EvalPrompt, tokenizer, fmt: ChatFormat) -> list[int]:
 
 
 def generate_answers(model, tokenizer, prompts: list[EvalPrompt], fmt: ChatFormat, max_new_tokens: int = 64,
-                     time_limit_s: float | None = None, batch_size: int = 16) -> Answers:
-    """Greedy answers, `batch_size` prompts at a time; the model is put in eval mode and back."""
-    import torch
-
+                     time_limit_s: float | None = None, batch_size: int = 16, base: bool = False) -> Answers:
+    """Greedy answers, `batch_size` prompts at a time; the model is put in eval mode and back. `base`: the
+    model answers as the base model (a plain model, or its adapter disabled), whose answers are kept
+    between runs (answer_cache.py)."""
     started = time.monotonic()
-    deadline = started + time_limit_s if time_limit_s else None
     from ..export.families import stop_token_ids
+    from .answer_cache import answers_key, cached_answers, keep_answers
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = stop_token_ids(model, tokenizer) or None
+    encoded = [prompt_ids(p, tokenizer, fmt) for p in prompts]
+    key = answers_key(model, encoded, {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "pad": pad,
+                                       "stops": stops}) if base else None
+    if key is not None and (texts := cached_answers(key, len(prompts))) is not None:
+        return Answers(texts, time.monotonic() - started, False, cached=True)
+    answers = _generate(model, tokenizer, encoded, max_new_tokens, time_limit_s, batch_size, pad, stops, started)
+    if key is not None and not answers.cut_short:
+        keep_answers(key, answers.texts, answers.seconds)
+    return answers
+
+
+def _generate(model, tokenizer, encoded: list[list[int]], max_new_tokens: int, time_limit_s: float | None,
+              batch_size: int, pad: int, stops, started: float) -> Answers:
+    import torch
+
+    deadline = started + time_limit_s if time_limit_s else None
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     texts: list[str] = []
     cut = False
     try:
-        for start in range(0, len(prompts), batch_size):
+        for start in range(0, len(encoded), batch_size):
             left = deadline - time.monotonic() if deadline else None
             if left is not None and left <= 0:
                 cut = True
-                texts += [""] * (len(prompts) - start)
+                texts += [""] * (len(encoded) - start)
                 break
-            encoded = [prompt_ids(p, tokenizer, fmt) for p in prompts[start:start + batch_size]]
-            width = max(len(ids) for ids in encoded)
-            ids = torch.tensor([[pad] * (width - len(row)) + row for row in encoded], device=device)
-            mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in encoded], device=device)
+            batch = encoded[start:start + batch_size]
+            width = max(len(ids) for ids in batch)
+            ids = torch.tensor([[pad] * (width - len(row)) + row for row in batch], device=device)
+            mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in batch], device=device)
             extra = {"max_time": left} if left is not None else {}
             with torch.inference_mode():
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
@@ -65,7 +82,7 @@ def generate_answers(model, tokenizer, prompts: list[EvalPrompt], fmt: ChatForma
                                      pad_token_id=pad, use_cache=True, eos_token_id=stops, **extra)
             texts += [t.strip() for t in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
             if deadline and time.monotonic() >= deadline:
-                cut = cut or start + batch_size < len(prompts) or out.shape[1] - width >= max_new_tokens
+                cut = cut or start + batch_size < len(encoded) or out.shape[1] - width >= max_new_tokens
     finally:
         if was_training:
             model.train()

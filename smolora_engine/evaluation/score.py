@@ -53,7 +53,9 @@ def evaluate(project_name: str, run_id: str | None = None, checkpoint: int | Non
     tokens = project.eval.max_new_tokens
     say(f"answering {source} with the base model")
     with base_model(engine.model):
-        base = generate_answers(engine.model, engine.tokenizer, prompts, engine.format, tokens)
+        base = generate_answers(engine.model, engine.tokenizer, prompts, engine.format, tokens, base=True)
+    if base.cached:
+        say("the base model's answers: kept from an earlier answer to the same prompts (same model and settings)")
     tuned_name = "merged" if merged else f"checkpoint-{checkpoint}" if checkpoint is not None else "adapter"
     say(f"answering them with the {tuned_name}")
     tuned = generate_answers(engine._model_for("merged") if merged else engine.model, engine.tokenizer, prompts,
@@ -64,7 +66,7 @@ def evaluate(project_name: str, run_id: str | None = None, checkpoint: int | Non
         scored = score_answers(prompts, answers.texts, checks)
         out[key] = {"pass_rate": scored.pass_rate, "checked": scored.checked,
                     "passed": sum(1 for r in scored.rows if r["passed"]), "seconds": round(answers.seconds, 2),
-                    "answers": scored.rows}
+                    "cached": answers.cached, "answers": scored.rows}
     return out
 
 
@@ -90,5 +92,6 @@ def print_report(result: dict, width: int = 100) -> None:
             note = f"  [failed: {', '.join(failed)}]" if failed else ""
             label = f"     {name:<14.14} {mark} "
             print(label + line(row["answer"] or "(empty)", max(20, width - len(label) - len(note))) + note)
-    print(f"base:    {rate_text(result['base'])}")
+    kept = " (answers kept from an earlier answer to the same prompts)" if result["base"].get("cached") else ""
+    print(f"base:    {rate_text(result['base'])}{kept}")
     print(f"{result['tuned'] + ':':<8} {rate_text(result['adapter'])}")

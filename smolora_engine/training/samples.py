@@ -61,11 +61,12 @@ class EvalSampler:
     def answer(self, model, step: int, base: bool = False) -> ev.Samples:
         with base_model(model) if base else contextlib.nullcontext():
             answers = generate_answers(model, self.tokenizer, self.prompts, self.format,
-                                       self.settings.max_new_tokens, self.settings.time_limit_s)
+                                       self.settings.max_new_tokens, self.settings.time_limit_s, base=base)
         self.seconds += answers.seconds
         scored = score_answers(self.prompts, answers.texts, self.checks)
         return ev.Samples(step=step, base=base, answers=scored.rows, pass_rate=scored.pass_rate,
-                          checked=scored.checked, seconds=round(answers.seconds, 3), cut_short=answers.cut_short)
+                          checked=scored.checked, seconds=round(answers.seconds, 3), cut_short=answers.cut_short,
+                          cached=answers.cached)
 
 
 @dataclass
