@@ -34,9 +34,13 @@ def test_text_folder_recursive_lines_paragraphs_files(tmp_path):
     write(tmp_path / "a.txt", "first line\n\nsecond line\nthird\n")
     write(tmp_path / "sub" / "b.md", "# Title\nbody\n")
     write(tmp_path / "skip.csv", "text\nnot me\n")
+    write(tmp_path / ".git" / "HEAD.txt", "hidden folders are not the data\n")
     rows, problems = items(tmp_path)
     assert [r.data["text"] for r in rows] == ["first line", "second line", "third", "# Title", "body"]
-    assert [r.line for r in rows] == [1, 3, 4, 1, 2] and not problems
+    assert [r.line for r in rows] == [1, 3, 4, 1, 2]
+    # A file the folder's format does not read is said, with its name, never dropped unseen.
+    assert [(p.file, p.kind) for p in problems] == [(str(tmp_path / "skip.csv"), "not_read")]
+    assert ".txt" in problems[0].reason
     rows, _ = items(tmp_path, text_split="paragraph")
     assert [r.data["text"] for r in rows] == ["first line", "second line\nthird", "# Title\nbody"]
     assert rows[1].line == 3
@@ -44,6 +48,17 @@ def test_text_folder_recursive_lines_paragraphs_files(tmp_path):
     assert len(rows) == 2 and rows[0].data["text"].startswith("first line\n\nsecond")
     rows, _ = items(tmp_path / "a.txt")
     assert len(rows) == 3
+
+
+def test_folder_of_declared_format_names_the_files_it_leaves(tmp_path):
+    write(tmp_path / "part-1.jsonl", '{"text": "a"}\n')
+    write(tmp_path / "part-2.ndjson", '{"text": "b"}\n')
+    write(tmp_path / "README.md", "about the data\n")
+    rows, problems = items(tmp_path, fmt="jsonl")
+    assert [r.data["text"] for r in rows] == ["a", "b"]
+    assert [(p.file, p.kind) for p in problems] == [(str(tmp_path / "README.md"), "not_read")]
+    report = report_for(tmp_path, format="jsonl")
+    assert report.rows_read == 2 and len(report.problems) == 1
 
 
 def test_jsonl(tmp_path):

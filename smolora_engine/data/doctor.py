@@ -167,7 +167,7 @@ def collect_samples(source: str, settings: DataSettings, report: DataReport,
         shape = None if settings.shape == "auto" else settings.shape
         for item in items:
             if isinstance(item, DataProblem):
-                report.rows_read += 1 if item.kind not in ("empty", "binary") else 0
+                report.rows_read += 1 if item.kind not in ("empty", "binary", "not_read") else 0
                 report.problems.append(item)
                 continue
             report.rows_read += 1

@@ -53,16 +53,26 @@ def _not_utf8(path: Path, line: int) -> DataProblem:
 
 # ---------------------------------------------------------------- text files
 
-def text_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+def folder_files(path: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """A folder's files (recursive, hidden ones aside): those with one of `suffixes`, and the rest."""
+    read: list[Path] = []
+    others: list[Path] = []
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts):
+            (read if file.suffix.lower() in suffixes else others).append(file)
+    return read, others
+
+
+def not_read(files: list[Path], what: str) -> Iterator[DataProblem]:
+    """A problem for each file of a folder that its format does not read: said, never dropped unseen."""
+    for file in files:
+        yield DataProblem(str(file), None, f"not read: this folder is read as {what}; give the file one "
+                                           "of those extensions if it belongs, or move it out", kind="not_read")
 
 
 def read_text(path: Path, split: str = "line") -> Iterator[Item]:
     """A text file or a folder of them (recursive): one sample per line, paragraph or file."""
-    files = text_files(path)
+    files, others = ([path], []) if path.is_file() else folder_files(path, TEXT_SUFFIXES)
     if not files:
         yield DataProblem(str(path), None, "no .txt or .md files in this folder", kind="empty")
         return
@@ -78,6 +88,7 @@ def read_text(path: Path, split: str = "line") -> Iterator[Item]:
                     yield Row({"text": text.strip()}, str(file), number)
         else:
             yield from _paragraphs(file, whole_file=split == "file")
+    yield from not_read(others, "text (" + ", ".join(TEXT_SUFFIXES) + " files)")
 
 
 def _paragraphs(file: Path, whole_file: bool) -> Iterator[Item]:

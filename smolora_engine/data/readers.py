@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .line_formats import TEXT_SUFFIXES, read_csv, read_json, read_jsonl, read_text
+from .line_formats import TEXT_SUFFIXES, folder_files, not_read, read_csv, read_json, read_jsonl, read_text
 from .rows import DataProblem, DataSourceError, Item
 from .table_formats import read_arrow_folder, read_hub_cache, read_parquet
 
@@ -71,9 +71,11 @@ def read_source(source: str | os.PathLike, fmt: str = "auto", text_split: str = 
 
 def _read_folder(path: Path, fmt: str, text_split: str) -> Iterator[Item]:
     """A folder of files of one declared format (e.g. many .jsonl shards)."""
-    suffixes = [s for s, f in SUFFIX_FORMATS.items() if f == fmt]
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
+    suffixes = tuple(s for s, f in SUFFIX_FORMATS.items() if f == fmt)
+    files, others = folder_files(path, suffixes)
     if not files:
         yield DataProblem(str(path), None, f"no {fmt} files in this folder", kind="empty")
+        return
     for file in files:
         yield from read_source(file, fmt, text_split)
+    yield from not_read(others, f"{fmt} ({', '.join(suffixes)} files)")
