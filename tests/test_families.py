@@ -83,7 +83,9 @@ def test_family_trains_merges_and_exports(family_models, name):
             # the file computes what the merged model does with its weights rounded as stored, even in 4 bits
             assert check["as_stored"]["mean_kl"] < (1e-3 if check_name == "transformers" else 0.05)
             if quant == "f16":
-                assert check["agreement"] >= 0.98 and check["mean_kl"] < 0.01
+                # Against the unrounded model: f16 rounding may flip one near-tie of a random model's argmax
+                # (39 positions: 38 agree), more often after a bf16 run; the distributions stay the same.
+                assert check["agreement"] >= 0.95 and check["mean_kl"] < 0.01, check
         if not llamacpp_available():
             assert any("llama-cpp-python is not installed" in r for r in report["unchecked"])
         reader = gguf.GGUFReader(report["path"])
