@@ -20,7 +20,7 @@ from smolora_engine.data.shapes import SHAPES, resolve_columns
 
 from ..dialogs import TextInputDialog
 from ..engine_cli import run_engine
-from .data_text import cell, problem_where, render_sample, report_summary
+from .data_text import cell, problem_where, render_sample, report_histogram, report_summary
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
 # The roles each shape reads, and which of them a row may leave out.
@@ -47,11 +47,16 @@ class DataPane(Widget):
     DataPane #preview-info { height: auto; padding: 0 1; background: $panel; }
     DataPane #mapping { layout: grid; grid-size: 4; grid-columns: auto 1fr auto 1fr; grid-gutter: 0 1;
                         height: auto; padding: 0 1; background: $panel; }
+    /* A column name longer than its box is cut with an ellipsis, never wrapped onto a second line. */
+    DataPane #mapping SelectCurrent Static#label { text-wrap: nowrap; text-overflow: ellipsis; }
     DataPane #sample { display: none; height: auto; max-height: 12; padding: 0 1;
                        border-top: solid $primary-background; }
     DataPane #sample.-shown { display: block; }
-    DataPane #preview { height: 1fr; }
+    DataPane #preview { height: 1fr; min-height: 4; }
+    /* What to act on first: the summary, then the problems; the histogram last. It scrolls when the
+       terminal is short, and leaves the preview its rows. */
     DataPane #doctor { height: auto; max-height: 14; padding: 0 1; border-top: solid $primary-background; }
+    DataPane #doctor-histogram { height: auto; }
     DataPane #problems-table { height: auto; max-height: 10; }
     DataPane #raw-row { display: none; height: auto; max-height: 6; padding: 0 1; background: $error 15%; }
     DataPane #doctor.-running { color: $text-muted; }
@@ -107,10 +112,11 @@ class DataPane(Widget):
             with VerticalScroll(id="sample"):
                 yield Static(id="sample-text")
             yield Static(id="raw-row", markup=False)
-            with Vertical(id="doctor"):
+            with VerticalScroll(id="doctor"):
                 yield Static("Press c to check the project's data (the doctor runs in the background).",
                              id="doctor-summary", markup=False)
                 yield DataTable(id="problems-table", cursor_type="row")
+                yield Static(id="doctor-histogram", markup=False)
 
     def on_mount(self) -> None:
         if self.selected is not None and self.selected.is_file():
@@ -149,7 +155,8 @@ class DataPane(Widget):
         summary.update(f"c checks the project's data{data}. This file is not it: u makes it the data, "
                        "then c checks it." if not self.is_project_data(path) else
                        "Press c to check the project's data (the doctor runs in the background).")
-        self.query_one("#problems-table", DataTable).clear(columns=True)
+        self.query_one("#problems-table", DataTable).clear(columns=True).display = False
+        self.query_one("#doctor-histogram", Static).update("")
 
     def project_settings(self, data_path: str, shape: str, columns: dict[str, str]) -> None:
         """The project's saved data settings changed (saved from Settings, or u / a and Ctrl+S)."""
@@ -344,10 +351,12 @@ class DataPane(Widget):
         table.add_columns("where", "kind", "problem")
         for index, problem in enumerate(report.get("problems", [])):
             table.add_row(problem_where(problem), problem.get("kind", ""), problem.get("reason", ""), key=str(index))
+        table.display = table.row_count > 0  # no header of an empty table between the summary and the bars
 
     def _show_summary(self) -> None:
-        summary = self.query_one("#doctor-summary", Static)
-        summary.update(report_summary(self.report or {}, summary.content_size.width or 80))
+        self.query_one("#doctor-summary", Static).update(report_summary(self.report or {}))
+        bars = self.query_one("#doctor-histogram", Static)
+        bars.update(report_histogram(self.report or {}, bars.content_size.width or 80))
 
     def on_resize(self) -> None:
         if self.report is not None:  # the histogram's bars fit the new width

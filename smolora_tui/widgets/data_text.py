@@ -23,13 +23,13 @@ def histogram(buckets: list, width: int = 40) -> str:
     if not buckets:
         return ""
     top = max(count for _low, _high, count in buckets) or 1
-    return "\n".join(f"{low:>6}-{high:<6} {'█' * round(count / top * width)} {count}"
+    return "\n".join(f"{f'{low}-{high}' if high > low else low:>13} {'█' * round(count / top * width)} {count}"
                      for low, high, count in buckets)
 
 
-def report_summary(report: dict, width: int = 80) -> str:
-    """The doctor's report in a few lines: rows kept, split, duplicates and problems, token counts, a histogram;
-    when the data cannot be used at all, its error first. The histogram's bars fit in `width` columns."""
+def report_summary(report: dict) -> str:
+    """The doctor's report in a few lines: rows kept, split, duplicates and problems, token counts;
+    when the data cannot be used at all, its error first."""
     error = report.get("error")
     tokens = report.get("tokens") or {}
     problems = report.get("problems", [])
@@ -47,8 +47,12 @@ def report_summary(report: dict, width: int = 80) -> str:
                      f"{report.get('truncated', 0)} truncated")
     if report.get("truncated") and report.get("length_advice"):
         lines.append(f"{report['truncated']} truncated: {report['length_advice']}")
-    lines.append(histogram(report.get("histogram") or [], max(8, min(40, width - HISTOGRAM_LABELS))))
     return "\n".join(line for line in lines if line)
+
+
+def report_histogram(report: dict, width: int = 80) -> str:
+    """The doctor's token-length histogram, its bars fitting in `width` columns."""
+    return histogram(report.get("histogram") or [], max(8, min(40, width - HISTOGRAM_LABELS)))
 
 
 def render_sample(sample: dict, index: int) -> Text:
