@@ -98,3 +98,30 @@ def test_the_recipe_picks_per_sample_sdpa_only_for_packed_sdpa_rows_off_cuda():
     assert plan_attention(packed, "flash_attention_2")[0] == "flash_attention_2"
     assert plan_attention(packed, "eager")[0] == "eager"
     assert plan_attention(packed, None) == (None, "")
+
+
+def test_a_bf16_sample_attends_in_float32_on_a_cpu():
+    """A CPU's bf16 sdpa backward is slow on short samples: per-sample attention computes a bf16 row's
+    attention in float32 and gives the layer bf16 back. The output is float32 sdpa of the same inputs,
+    which bf16 sdpa is not; gradients reach the bf16 inputs."""
+    import torch.nn.functional as F
+
+    from smolora_engine.training.attention import segment_attention
+
+    class Layer(torch.nn.Module):
+        is_causal = True
+
+    generator = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 4, 40, 32, generator=generator).bfloat16().requires_grad_() for _ in range(3))
+    bounds = torch.tensor([0, 15, 40], dtype=torch.int32)
+    out, _ = segment_attention(Layer(), q, k, v, None, cu_seq_lens_q=bounds, max_length_q=25)
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 40, 4, 32)
+    pieces = [(0, 15), (15, 40)]
+    in_fp32 = torch.cat([F.scaled_dot_product_attention(q[:, :, a:b].float(), k[:, :, a:b].float(),
+                                                        v[:, :, a:b].float(), is_causal=True) for a, b in pieces], 2)
+    in_bf16 = torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
+                         for a, b in pieces], 2)
+    assert torch.equal(out, in_fp32.to(torch.bfloat16).transpose(1, 2))
+    assert not torch.equal(out, in_bf16.transpose(1, 2))
+    out.float().sum().backward()
+    assert q.grad.dtype == torch.bfloat16 and bool(q.grad.abs().sum() > 0)
