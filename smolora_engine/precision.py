@@ -6,8 +6,10 @@ shows it is faster than float32 *and* the loss after the same tokens stays withi
 shapes of SmolLM2-135M, a LoRA adapter on every linear layer) for the same steps in
 both precisions: frozen weights in the candidate dtype, the adapter and AdamW's
 state in float32, which is how the worker trains in bf16. It takes a few seconds
-and runs once per machine (device name and torch version); the result is kept in
-the cache folder.
+and runs once per machine (device name, the CPU's bf16 features and torch version); the
+result is kept in the cache folder. A probe that other programs competed with (they used more
+than a third of the CPUs while it ran, steal time included: Linux's /proc/stat) says so, and is
+used for that run but not kept: the next run measures again.
 
 On CPUs bf16 pays only where the CPU has bf16 matrix units (Intel AMX,
 avx512_bf16); without them it is emulated and slower, so float32 wins there.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +27,8 @@ from pathlib import Path
 from .fsutil import atomic_write_text
 from .paths import cache_dir
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
+BUSY_SHARE = 1 / 3  # other programs using more of the CPUs than this while the probe ran: not kept
 LOSS_TOLERANCE = 0.02  # bf16's loss after the same tokens may be at most 2 % above float32's
 MIN_SPEEDUP = 1.10  # and it must be clearly faster, not faster by noise
 GIVE_UP_SLOWER = 2.0  # a candidate step this many times float32's ends its measurement: clearly not faster
@@ -42,6 +46,11 @@ class ProbeResult:
     candidate_loss: float | None  # None: not measured (the candidate was given up on, or does not run)
     chosen: str
     reason: str
+    others_cpu: float | None = None  # the share of the CPUs other programs used meanwhile; None: not known
+
+    @property
+    def busy(self) -> bool:
+        return self.others_cpu is not None and self.others_cpu > BUSY_SHARE
 
     @property
     def speedup(self) -> float:
@@ -107,7 +116,8 @@ def _key(device: str) -> str:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "?"
-    return f"v{PROBE_VERSION} | {device} | {machine_name(device)} | torch {torch_version}"
+    flags = f" ({' '.join(cpu_bf16_flags()) or 'no bf16 units'})" if device == "cpu" else ""
+    return f"v{PROBE_VERSION} | {device} | {machine_name(device)}{flags} | torch {torch_version}"
 
 
 def cached_probe(device: str) -> ProbeResult | None:
@@ -134,6 +144,8 @@ def probe(device: str, steps: int = 8) -> ProbeResult:
     if (known := cached_probe(device)) is not None:
         return known
     result = measure(device, steps)
+    if result.busy:
+        return result  # what this run goes by; the next one measures again
     path = probe_file()
     try:
         entries = json.loads(path.read_text())
@@ -151,6 +163,7 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
 
     quiet_libraries()
     candidate = candidate_dtype(device)
+    load = cpu_load_meter()
     times: dict[str, list[float]] = {"float32": [], candidate: []}
     losses: dict[str, float] = {}
     for _round in range(2):  # alternated, the faster of two rounds each: a busy machine skews both alike
@@ -172,8 +185,43 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
     fp32_time, cand_time = min(times["float32"]), min(times[candidate])
     fp32_loss, cand_loss = losses["float32"], losses[candidate]
     chosen, reason = decide(device, candidate, fp32_time, cand_time, fp32_loss, cand_loss)
+    others = load()
+    if others is not None and others > BUSY_SHARE:
+        reason += (f"; other programs used {others:.0%} of the CPUs while it ran, so it is not kept: the next "
+                   "run measures again")
     return ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss,
-                       None if math.isnan(cand_loss) else cand_loss, chosen, reason)
+                       None if math.isnan(cand_loss) else cand_loss, chosen, reason, others)
+
+
+def cpu_load_meter():
+    """Start measuring; the function returned gives the share of all CPUs that *other* programs (and the
+    hypervisor's steal) used since, or None where that cannot be told (no /proc/stat, or a process
+    confined to fewer CPUs than the machine shows, as in a container)."""
+    import resource
+
+    def sample() -> tuple[float, float, float] | None:
+        try:
+            lines = Path("/proc/stat").read_text().splitlines()
+        except OSError:
+            return None
+        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) != cpus:
+            return None
+        ticks = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return busy, own.ru_utime + own.ru_stime, time.monotonic() * cpus
+
+    start = sample()
+
+    def others() -> float | None:
+        end = sample()
+        if start is None or end is None or end[2] <= start[2]:
+            return None
+        busy, own, capacity = (b - a for a, b in zip(start, end))
+        return min(1.0, max(0.0, (busy - own) / capacity))
+
+    return others
 
 
 def decide(device: str, candidate: str, fp32_time: float, cand_time: float, fp32_loss: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -152,6 +153,7 @@ def test_the_probe_picks_reduced_precision_only_when_faster_at_the_same_loss(fp3
 
 def test_the_probe_measures_once_per_machine_and_is_kept(monkeypatch):
     precision.forget("cpu")
+    monkeypatch.setattr(precision, "cpu_load_meter", lambda: lambda: 0.0)  # a quiet machine
     result = precision.probe("cpu")
     assert result.chosen in ("float32", "bfloat16") and result.float32_step_s > 0
     assert math.isfinite(result.float32_loss) and result.float32_loss < math.log(8192)  # it learned something
@@ -170,6 +172,40 @@ def test_the_probe_measures_once_per_machine_and_is_kept(monkeypatch):
     assert (choice.dtype, choice.dtype_reason) == (result.chosen, result.reason)
     assert choose_device("cpu", "auto").dtype == "float32"  # inference keeps float32 off CUDA
     assert choose_device("cpu", "float32", for_training=True).dtype_reason == "model.dtype is set in the project"
+
+
+def test_a_probe_that_other_programs_competed_with_is_used_once_and_not_kept(monkeypatch):
+    """A probe on a busy machine can pick the wrong precision; it says so, and the next run measures again."""
+    precision.forget("cpu")
+    monkeypatch.setattr(precision, "cpu_load_meter", lambda: lambda: 0.6)
+    busy = precision.probe("cpu", steps=2)
+    assert busy.busy and "other programs used 60% of the CPUs" in busy.reason
+    assert precision.cached_probe("cpu") is None
+    monkeypatch.setattr(precision, "cpu_load_meter", lambda: lambda: 0.1)
+    quiet = precision.probe("cpu", steps=2)
+    assert not quiet.busy and "other programs" not in quiet.reason
+    assert precision.cached_probe("cpu") == quiet
+    precision.forget("cpu")
+
+
+def test_the_load_meter_counts_other_programs_not_this_one():
+    """This process busy on one CPU: others' share stays near zero (where the machine lets it be measured)."""
+    import time
+
+    meter = precision.cpu_load_meter()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        pass
+    share = meter()
+    assert share is None or 0.0 <= share <= 1.0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if share is not None and cpus <= 4:  # counted as others, this process alone would be 1/cpus
+        assert share < 0.95 / cpus
+
+
+def test_the_probe_is_kept_per_cpu_features():
+    """Two CPUs sold under one name ("AMD EPYC") with and without avx512_bf16 are different machines."""
+    assert "(" in precision._key("cpu") and precision._key("cpu").startswith(f"v{precision.PROBE_VERSION} | cpu")
 
 
 def test_a_far_slower_candidate_is_given_up_on_after_its_first_step():
