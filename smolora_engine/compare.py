@@ -89,8 +89,9 @@ def run_figures(info: RunInfo, settings: dict) -> RunFigures:
         figures.best_pass_rate = max(rates, default=None)
     if last_step is not None:
         figures.tokens = last_step.tokens
-        if last_step.elapsed_s:
-            figures.tokens_per_s = last_step.tokens / last_step.elapsed_s
+        seconds = last_step.train_s or last_step.elapsed_s  # (runs from before train_s: wall time)
+        if seconds:
+            figures.tokens_per_s = last_step.tokens / seconds
     return figures
 
 

@@ -74,8 +74,9 @@ class Step(Event):
     lr: float | None = None
     grad_norm: float | None = None
     tokens: int = 0
-    tokens_per_s: float | None = None
+    tokens_per_s: float | None = None  # over the last steps' own time (not evals, answers, saves between)
     elapsed_s: float | None = None
+    train_s: float | None = None  # the run's seconds in training steps so far (None: a run from before)
     eta_s: float | None = None
     memory_mb: float | None = None
 

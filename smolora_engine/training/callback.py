@@ -23,6 +23,7 @@ class RunState:
 
     tokens_before: int = 0  # tokens of earlier segments of a resumed run
     elapsed_before: float = 0.0
+    train_before: float = 0.0  # seconds earlier segments spent in training steps (no evals, answers, saves)
     best_eval: float | None = None  # the lowest eval loss so far
     best_step: int | None = None  # the best checkpoint's step, by the run's metric (always kept)
     samples_s: float = 0.0  # seconds spent answering eval prompts in earlier segments
@@ -40,7 +41,9 @@ class RunState:
 
     @classmethod
     def from_marker(cls, saved: dict) -> RunState:
-        return cls(saved.get("tokens", 0), saved.get("elapsed_s", 0.0), saved.get("best_eval"),
+        # (a checkpoint from before train_s was kept: its wall time, the best there is)
+        elapsed = saved.get("elapsed_s", 0.0)
+        return cls(saved.get("tokens", 0), elapsed, saved.get("train_s", elapsed), saved.get("best_eval"),
                    saved.get("best_step"), saved.get("samples_s", 0.0), saved.get("pass_rate"),
                    saved.get("best_pass_rate"), resumed=True)
 
@@ -58,7 +61,11 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
     class SmoloraCallback(TrainerCallback):
         def __init__(self):
             self.segment_start = time.monotonic()
-            self.window: list[tuple[float, int, int]] = []  # (time, step, tokens)
+            # (time, step, tokens, seconds in steps): tokens/s over the window counts the steps' own time,
+            # not the evals, the eval prompts' answers and the checkpoints between them
+            self.window: list[tuple[float, int, int, float]] = []
+            self.train_s = 0.0  # this segment's seconds in steps
+            self.step_started: float | None = None
             self.nan_warned = False
             self.last_loss: float | None = None
             self.pending: ev.Samples | None = None  # answers whose pass rate waits for this step's eval loss
@@ -70,13 +77,16 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
         def elapsed(self) -> float:
             return state.elapsed_before + time.monotonic() - self.segment_start
 
+        def trained_s(self) -> float:
+            return state.train_before + self.train_s
+
         def samples_s(self) -> float:
             return state.samples_s + (sampler.seconds if sampler else 0.0)
 
         def on_train_begin(self, args, tstate, control, **kwargs):
             if sampler is not None and not state.resumed:  # a resumed run answered as the base already
                 emit(sampler.answer(trainer_ref["trainer"].model, tstate.global_step, base=True))
-            self.window = [(time.monotonic(), tstate.global_step, self.tokens())]
+            self.window = [(time.monotonic(), tstate.global_step, self.tokens(), self.trained_s())]
 
         def judge(self, step: int, value: float | None, control, tiebreak: float | None = None) -> bool:
             """One eval's value of the run's metric: the best is saved (and kept); no progress may stop."""
@@ -92,7 +102,13 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
                 control.should_save = True
             return best
 
+        def on_step_begin(self, args, tstate, control, **kwargs):
+            self.step_started = time.monotonic()
+
         def on_step_end(self, args, tstate, control, **kwargs):
+            if self.step_started is not None:
+                self.train_s += time.monotonic() - self.step_started
+                self.step_started = None
             step = emit.step = tstate.global_step
             if stop_flag.is_set():
                 control.should_save = True
@@ -118,17 +134,17 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             logs = logs or {}
             if "loss" not in logs:
                 return
-            now, step, tokens = time.monotonic(), tstate.global_step, self.tokens()
-            self.window.append((now, step, tokens))
+            now, step, tokens, trained = time.monotonic(), tstate.global_step, self.tokens(), self.trained_s()
+            self.window.append((now, step, tokens, trained))
             self.window = self.window[-20:]
-            t0, s0, k0 = self.window[0]
-            rate = (tokens - k0) / (now - t0) if now > t0 and tokens > k0 else None
-            step_s = (now - t0) / (step - s0) if step > s0 else None
+            t0, s0, k0, r0 = self.window[0]
+            rate = (tokens - k0) / (trained - r0) if trained > r0 and tokens > k0 else None
+            step_s = (now - t0) / (step - s0) if step > s0 else None  # the ETA: wall time, evals included
             eta = step_s * (tstate.max_steps - step) if step_s is not None else None
             loss = self.last_loss = logs.get("loss")
             emit(ev.Step(step=step, max_steps=tstate.max_steps, epoch=logs.get("epoch", tstate.epoch), loss=loss,
                          lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"), tokens=tokens,
-                         tokens_per_s=rate, elapsed_s=self.elapsed(), eta_s=eta,
+                         tokens_per_s=rate, elapsed_s=self.elapsed(), train_s=round(trained, 3), eta_s=eta,
                          memory_mb=memory_in_use_mb(device)))
             for name, value in (("loss", loss), ("grad_norm", logs.get("grad_norm"))):
                 if isinstance(value, float) and not math.isfinite(value) and not self.nan_warned:
@@ -167,6 +183,7 @@ def make_callback(emit: Emitter, folder: Path, project: Project, trainer_ref: di
             give_normal_modes(path)
             atomic_write_text(path / COMPLETE_MARKER, json.dumps({
                 "step": step, "tokens": self.tokens(), "elapsed_s": self.elapsed(), **state.marker(),
+                "train_s": self.trained_s(),
                 "samples_s": self.samples_s()}))
             save_s = time.monotonic() - getattr(self, "step_ended", time.monotonic())
             emit(ev.Checkpoint(step=step, path=str(path), save_s=round(save_s, 3)))
