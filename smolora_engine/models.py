@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +187,9 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None) -> Pa
     with _lock(source.path.parent / f".{source.path.name}.lock"):
         if source.ready:  # another process converted it while we waited
             return source.path
-        say = progress or (lambda _msg: None)
+        # Said even where the caller asked for no progress: transformers' own bar for it comes regardless,
+        # and a first command (`smolora data check`) should say why it waits.
+        say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
         say(f"converting {source.gguf.name} to safetensors (once, about 20 s)")
         started = time.monotonic()
         from transformers import AutoModelForCausalLM, AutoTokenizer

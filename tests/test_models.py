@@ -62,3 +62,15 @@ def test_device_choice_on_this_machine():
     if choice.device == "cpu":
         assert choice.dtype == "float32" and "no GPU" in choice.reason
     assert choose_device("cpu", "bfloat16").dtype == "bfloat16"
+
+
+def test_a_first_conversion_says_why_it_waits(monkeypatch, tmp_path, capsys):
+    """The first command in a fresh home converts the embedded model (seconds, with transformers' bare
+    progress bar): it says what is happening even when its caller asked for no progress."""
+    monkeypatch.setenv("SMOLORA_HOME", str(tmp_path))  # an empty cache: nothing converted yet
+    folder = models.ensure_model("smollm2-135m-instruct")
+    assert (folder / "config.json").is_file()
+    said = capsys.readouterr().err
+    assert "converting" in said and "(once, about 20 s)" in said
+    models.ensure_model("smollm2-135m-instruct")  # converted: nothing more to say
+    assert "converting" not in capsys.readouterr().err
