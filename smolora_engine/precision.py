@@ -21,7 +21,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .fsutil import atomic_write_text
@@ -185,12 +185,12 @@ def measure(device: str, steps: int = 8) -> ProbeResult:
     fp32_time, cand_time = min(times["float32"]), min(times[candidate])
     fp32_loss, cand_loss = losses["float32"], losses[candidate]
     chosen, reason = decide(device, candidate, fp32_time, cand_time, fp32_loss, cand_loss)
-    others = load()
-    if others is not None and others > BUSY_SHARE:
-        reason += (f"; other programs used {others:.0%} of the CPUs while it ran, so it is not kept: the next "
-                   "run measures again")
-    return ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss,
-                       None if math.isnan(cand_loss) else cand_loss, chosen, reason, others)
+    result = ProbeResult(device, machine_name(device), candidate, fp32_time, cand_time, fp32_loss,
+                         None if math.isnan(cand_loss) else cand_loss, chosen, reason, load())
+    if result.busy:
+        result = replace(result, reason=f"{reason}; other programs used {result.others_cpu:.0%} of the CPUs "
+                                        "while it ran, so it is not kept: the next run measures again")
+    return result
 
 
 def cpu_load_meter():

@@ -63,8 +63,9 @@ def folder_files(path: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], lis
     return read, others
 
 
-def not_read(files: list[Path], what: str) -> Iterator[DataProblem]:
+def not_read(files: list[Path], fmt: str, suffixes: tuple[str, ...]) -> Iterator[DataProblem]:
     """A problem for each file of a folder that its format does not read: said, never dropped unseen."""
+    what = f"{fmt} ({', '.join(suffixes)} files)"
     for file in files:
         yield DataProblem(str(file), None, f"not read: this folder is read as {what}; give the file one "
                                            "of those extensions if it belongs, or move it out", kind="not_read")
@@ -88,7 +89,7 @@ def read_text(path: Path, split: str = "line") -> Iterator[Item]:
                     yield Row({"text": text.strip()}, str(file), number)
         else:
             yield from _paragraphs(file, whole_file=split == "file")
-    yield from not_read(others, "text (" + ", ".join(TEXT_SUFFIXES) + " files)")
+    yield from not_read(others, "text", TEXT_SUFFIXES)
 
 
 def _paragraphs(file: Path, whole_file: bool) -> Iterator[Item]:

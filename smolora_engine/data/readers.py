@@ -78,4 +78,4 @@ def _read_folder(path: Path, fmt: str, text_split: str) -> Iterator[Item]:
         return
     for file in files:
         yield from read_source(file, fmt, text_split)
-    yield from not_read(others, f"{fmt} ({', '.join(suffixes)} files)")
+    yield from not_read(others, fmt, suffixes)
