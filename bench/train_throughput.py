@@ -3,7 +3,8 @@
 Three recipes train the embedded model on the same examples, alternately (A B C A B C ...),
 each in a fresh process, on two data sets: the demo's short chat samples (about 76 tokens)
 and chat samples of about 280 tokens. For each run it prints trained (non-pad) tokens/s
-after the first optimizer step, peak RSS, and the loss on held-out answers after training
+after the first optimizer step, peak RSS while training (taken before the held-out loss, which is
+the bench's own measurement, not the recipe's), and the loss on held-out answers after training
 (the same held-out rows and the same answer-token loss for every recipe). Then this CPU's
 model and bf16/AMX flags, its fp32 and bf16 matmul GFLOP/s, the fraction of the limit in the
 dtype each recipe uses (4 x parameters FLOPs per token computed: a shared prefix counts once per
@@ -155,6 +156,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     from smolora_engine.project_load import blocking
     from smolora_engine.quiet import quiet_libraries
     from smolora_engine.training.attention import apply_attention
+    from smolora_engine.training.lean_adapters import lean_adapters
     from smolora_engine.training.memory import keep_freed_memory
     from smolora_engine.training.recipe import plan_run
     from smolora_engine.training.shared_prefix import share_prefixes
@@ -196,6 +198,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
             if not plan.checkpointing:
                 keep_freed_memory()
             apply_attention(peft_model, plan)
+            lean_adapters(peft_model)
             args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
             args.save_strategy, args.logging_steps = "no", 1
             trainer_cls, extra = counting(make_trainer_class()), {}
@@ -247,6 +250,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
         if recipe == "smolora":
             share_prefixes(trainer, plan)
         trainer.train()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # training's, not the held-out loss's
         held = prepare(DataSettings(path=str(held_file), eval_ratio=0), tokenizer, 1024).train
         loss = heldout_loss(peft_model, held)
     if len(marks) < 2:
@@ -257,7 +261,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     out.write_text(json.dumps({
         "recipe": recipe, "tokens_per_s": (k1 - k0) / (t1 - t0), "tokens": k1, "steps": len(marks),
         "computed_per_s": (c1 - c0) / (t1 - t0),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "heldout_loss": loss,
+        "peak_rss_mb": peak_mb, "heldout_loss": loss,
         "parameters": total, "dtype": dtype, "described": described,
     }))
 

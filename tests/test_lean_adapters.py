@@ -1,0 +1,107 @@
+"""Lean LoRA adapters (training/lean_adapters.py): PEFT's outputs, gradients and merges, with the
+adapters' bf16 inputs kept once instead of a float32 copy per adapter."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from smolora_engine.training.lean_adapters import lean_adapters
+from tests.family_models import make_family_model
+
+
+def _peft(base, dtype=torch.bfloat16, **settings):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)  # the same adapter weights for every copy (B non-zero, so every gradient flows)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False,
+                        **{"lora_dropout": 0.0, **settings})
+    return get_peft_model(copy.deepcopy(base).to(dtype), config)
+
+
+def _saved_bytes(model, ids) -> tuple[torch.Tensor, int]:
+    """The loss, and the bytes of the distinct storages autograd keeps for the backward pass."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+    return loss, sum(storages.values())
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    def load(family):
+        folder = make_family_model(tmp_path_factory.mktemp(family), family)
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+
+    return load
+
+
+@pytest.mark.parametrize("family", ["mistral", "phi3"])  # separate q/k/v and gate/up; Phi's fused qkv and gate_up
+def test_lean_adapters_give_peft_s_loss_and_gradients_and_keep_less(family_models, family):
+    base = family_models(family)
+    plain, lean = _peft(base), _peft(base)
+    adapters = sum(len(m.lora_A) for m in lean.modules() if hasattr(m, "lora_variant"))
+    assert lean_adapters(lean) == adapters > 0
+    ids = torch.randint(3, base.config.vocab_size, (1, 96), generator=torch.Generator().manual_seed(0))
+    plain_loss, plain_bytes = _saved_bytes(plain, ids)
+    lean_loss, lean_bytes = _saved_bytes(lean, ids)
+    plain_loss.backward()
+    lean_loss.backward()
+    assert lean_loss.item() == plain_loss.item()
+    plain_grads, lean_grads = _grads(plain), _grads(lean)
+    assert plain_grads.keys() == lean_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(lean_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    # PEFT keeps a float32 copy of each adapter's input (4 bytes a value); lean ones keep the bf16 input
+    # (2 bytes) at most once each: about 2 bytes a value less for every adapter, more where adapters share an input
+    config = base.config
+    per_token = sum(2 * module.in_features for module in lean.modules()
+                    if type(module).__name__ == "Linear" and hasattr(module, "lora_variant"))
+    assert plain_bytes - lean_bytes >= per_token * ids.shape[1] * 0.9, (plain_bytes, lean_bytes)
+    assert config.num_hidden_layers == 2  # the bound counts every adapter of the model
+
+
+def test_a_merged_lean_model_is_peft_s_merge():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=96))
+    plain, lean = _peft(base), _peft(base)
+    assert lean_adapters(lean) > 0
+    ids = torch.randint(0, 96, (1, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(lean(input_ids=ids).logits, plain(input_ids=ids).logits, rtol=0, atol=0)
+    merged_plain, merged_lean = plain.merge_and_unload(), lean.merge_and_unload()
+    for (name, a), (_, b) in zip(merged_plain.state_dict().items(), merged_lean.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("why", ["float32 weights", "dropout", "dora"])
+def test_adapters_that_keep_no_copy_stay_peft_s(why):
+    """float32 weights (the input needs no cast), dropout (its output is a new tensor anyway) and DoRA
+    (its own variant) keep PEFT's path."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    base = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2, vocab_size=64))
+    settings = {"float32 weights": {"dtype": torch.float32}, "dropout": {"lora_dropout": 0.1},
+                "dora": {"use_dora": True}}[why]
+    model = _peft(base, **settings)
+    assert lean_adapters(model) == 0
+    variants = [v for m in model.modules() for v in getattr(m, "lora_variant", {}).values()]
+    assert not any(type(v).__name__ == "LeanLora" for v in variants)
