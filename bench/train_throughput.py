@@ -4,7 +4,8 @@ Three recipes train the embedded model on the same examples, alternately (A B C 
 each in a fresh process, on two data sets: the demo's short chat samples (about 76 tokens)
 and chat samples of about 280 tokens. For each run it prints trained (non-pad) tokens/s
 after the first optimizer step, peak RSS while training (taken before the held-out loss, which is
-the bench's own measurement, not the recipe's), and the loss on held-out answers after training
+the bench's own measurement, not the recipe's) with the most malloc had handed out (glibc; the RSS also holds the
+libraries, memory-mapped weights and the freed blocks malloc keeps), and the loss on held-out answers after training
 (the same held-out rows and the same answer-token loss for every recipe). Then this CPU's
 model and bf16/AMX flags, its fp32 and bf16 matmul GFLOP/s, the fraction of the limit in the
 dtype each recipe uses (4 x parameters FLOPs per token computed: a shared prefix counts once per
@@ -123,6 +124,43 @@ def counting(base_cls):
             return super().compute_loss(model, inputs, *a, **kw)
 
     return Counting
+
+
+class HeapInUse:
+    """The most memory glibc's malloc had handed out (in use, not merely kept), sampled every 10 ms
+    while training. Beside the peak RSS, which also holds the libraries, weights mapped from their
+    file (a float32 model loaded as stored) and the freed blocks malloc keeps. None where malloc is
+    not glibc's (macOS)."""
+
+    def __init__(self):
+        import ctypes
+        import threading
+
+        class Info(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in
+                        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+        self.peak_mb: float | None = None
+        try:
+            self._mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+        except (OSError, AttributeError):
+            return
+        self._mallinfo2.restype = Info
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            info = self._mallinfo2()
+            self.peak_mb = max(self.peak_mb, (info.uordblks + info.hblkhd) / 2**20)
+
+    def stop(self) -> float | None:
+        if self.peak_mb is not None:
+            self._stop.set()
+            self._thread.join()
+        return self.peak_mb
 
 
 def heldout_loss(model, rows) -> float:
@@ -249,7 +287,9 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
                               callbacks=[Clock()], **extra)
         if recipe == "smolora":
             share_prefixes(trainer, plan)
+        heap = HeapInUse()
         trainer.train()
+        in_use_mb = heap.stop()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # training's, not the held-out loss's
         held = prepare(DataSettings(path=str(held_file), eval_ratio=0), tokenizer, 1024).train
         loss = heldout_loss(peft_model, held)
@@ -261,9 +301,14 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     out.write_text(json.dumps({
         "recipe": recipe, "tokens_per_s": (k1 - k0) / (t1 - t0), "tokens": k1, "steps": len(marks),
         "computed_per_s": (c1 - c0) / (t1 - t0),
-        "peak_rss_mb": peak_mb, "heldout_loss": loss,
+        "peak_rss_mb": peak_mb, "peak_in_use_mb": in_use_mb, "heldout_loss": loss,
         "parameters": total, "dtype": dtype, "described": described,
     }))
+
+
+def in_use(result: dict) -> str:
+    """What of a run's peak RSS malloc had handed out, where that is known."""
+    return f" (in use {result['peak_in_use_mb']:.0f})" if result.get("peak_in_use_mb") else ""
 
 
 def main() -> None:
@@ -306,8 +351,8 @@ def main() -> None:
                     r = json.loads(out.read_text())
                     results[recipe].append(r)
                     print(f"{data_name} pair {pair + 1} {recipe:>14}: {r['tokens_per_s']:7.1f} tokens/s, "
-                          f"peak {r['peak_rss_mb']:6.0f} MB, held-out answer loss {r['heldout_loss']:.4f} after "
-                          f"{r['tokens']} tokens in {r['steps']} steps", flush=True)
+                          f"peak {r['peak_rss_mb']:6.0f} MB{in_use(r)}, held-out answer loss "
+                          f"{r['heldout_loss']:.4f} after {r['tokens']} tokens in {r['steps']} steps", flush=True)
             print(f"{data_name} data ({examples} examples):")
             for recipe, runs in results.items():
                 rate = statistics.median(r["tokens_per_s"] for r in runs)
@@ -315,8 +360,9 @@ def main() -> None:
                 limit = gflops[runs[0]["dtype"]] * 1e9 / (4 * runs[0]["parameters"])
                 shared = (f" (computing {computed:.1f}: a shared prefix once per row)"
                           if computed < 0.99 * rate else "")
+                peak = max(runs, key=lambda r: r["peak_rss_mb"])
                 print(f"  {recipe:>14}: median {rate:7.1f} tokens/s{shared}, peak "
-                      f"{max(r['peak_rss_mb'] for r in runs):.0f} MB, held-out loss "
+                      f"{peak['peak_rss_mb']:.0f} MB{in_use(peak)}, held-out loss "
                       f"{statistics.mean(r['heldout_loss'] for r in runs):.4f}, computing at {computed / limit:.0%} "
                       f"of the {runs[0]['dtype']} limit ({limit:.0f} tokens/s); {runs[0]['described']}")
             for baseline in ratios:
