@@ -35,6 +35,18 @@ def _saved_bytes(model, ids) -> tuple[torch.Tensor, int]:
     return loss, sum(storages.values())
 
 
+def _tiny_pair():
+    """A tiny bf16 Llama with PEFT's adapters and the same with lean ones, and a row of token ids."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=96))
+    plain, lean = _peft(base), _peft(base)
+    assert lean_adapters(lean) > 0
+    return plain, lean, torch.randint(0, 96, (1, 20), generator=torch.Generator().manual_seed(0))
+
+
 def _grads(model) -> dict[str, torch.Tensor]:
     return {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
 
@@ -76,14 +88,7 @@ def test_lean_adapters_give_peft_s_loss_and_gradients_and_keep_less(family_model
 
 
 def test_a_merged_lean_model_is_peft_s_merge():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    base = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=96))
-    plain, lean = _peft(base), _peft(base)
-    assert lean_adapters(lean) > 0
-    ids = torch.randint(0, 96, (1, 20), generator=torch.Generator().manual_seed(0))
+    plain, lean, ids = _tiny_pair()
     with torch.no_grad():
         torch.testing.assert_close(lean(input_ids=ids).logits, plain(input_ids=ids).logits, rtol=0, atol=0)
     merged_plain, merged_lean = plain.merge_and_unload(), lean.merge_and_unload()
@@ -105,3 +110,19 @@ def test_adapters_that_keep_no_copy_stay_peft_s(why):
     assert lean_adapters(model) == 0
     variants = [v for m in model.modules() for v in getattr(m, "lora_variant", {}).values()]
     assert not any(type(v).__name__ == "LeanLora" for v in variants)
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_lean_adapters_under_gradient_checkpointing(reentrant):
+    """Checkpointing (`auto` turns it on when a step would not fit) recomputes the forward pass in the
+    backward one: the lean adapters' gradients are still PEFT's."""
+    plain, lean, ids = _tiny_pair()
+    for model in (plain, lean):
+        model.train()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        model.enable_input_require_grads()
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    plain_grads, lean_grads = _grads(plain), _grads(lean)
+    for name, grad in plain_grads.items():
+        assert lean_grads[name] is not None, name
+        torch.testing.assert_close(lean_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
