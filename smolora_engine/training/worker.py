@@ -80,6 +80,17 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def leave_process_group() -> None:
+    """Leave the process group training joined under torchrun or accelerate, before the process exits.
+
+    Left to the interpreter's exit, gloo's threads can be torn down unjoined, and the C++ runtime aborts
+    that rank ("terminate called without an active exception", SIGABRT) after a finished run: torchrun
+    then reports the run as failed (seen once in CI, a two-process run whose three steps had finished)."""
+    dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
                  max_steps: int | None = None) -> int:
     run_id, project = prepare_run(project_name, run_id, resume, max_steps)
@@ -96,6 +107,7 @@ def run_training(project_name: str, run_id: str | None = None, resume: str | Non
         finally:
             heartbeat.done.set()
             emit.close()
+            leave_process_group()
     if leader and project.notify.command:  # after the lock: the project can train again meanwhile
         from .notify import outcome_env, run_notify
 
