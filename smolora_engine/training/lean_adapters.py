@@ -74,11 +74,9 @@ class LeanLora:
 
 
 def _copies_input(module, adapter: str) -> bool:
-    """Whether PEFT's own path would keep a cast copy of this layer's input: plain LoRA on a linear
-    layer whose weight is not in the adapter's dtype, with no dropout and no adapter bias."""
-    from peft.tuners.lora.layer import Linear
-
-    if type(module) is not Linear or adapter not in module.lora_A or adapter in module.lora_variant:
+    """Whether PEFT's own path would keep a cast copy of this LoRA layer's input: plain LoRA on a
+    linear layer whose weight is not in the adapter's dtype, with no dropout and no adapter bias."""
+    if adapter in module.lora_variant:
         return False
     base = module.get_base_layer()
     a, b = module.lora_A[adapter], module.lora_B[adapter]
@@ -99,7 +97,9 @@ def lean_adapters(model) -> int:
         return 0
     count = 0
     for module in model.modules():
-        adapters = list(getattr(module, "lora_A", {}).keys()) if hasattr(module, "lora_variant") else []
+        if type(module) is not Linear:  # PEFT's LoRA on a linear layer, not its subclasses (quantized ...)
+            continue
+        adapters = list(module.lora_A.keys())
         # all of a layer's adapters or none: the input reaches every adapter uncast
         if not adapters or not all(_copies_input(module, adapter) for adapter in adapters):
             continue

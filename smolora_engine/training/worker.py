@@ -28,7 +28,6 @@ from .attention import apply_attention
 from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
-from .lean_adapters import lean_adapters
 from .memory import estimate_detail, keep_freed_memory, memory_advice
 from .recipe import plan_run
 from .shared_prefix import share_prefixes
@@ -193,6 +192,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         for line in recipe.lines():
             emit(ev.Log(message=line))
         apply_attention(model, recipe)
+        from .lean_adapters import lean_adapters  # torch at import: not for the CLI's light commands
+
         lean = lean_adapters(model)
         if lean:
             emit(ev.Log(message=f"adapters: {lean} keep their {recipe.dtype} input for the backward pass and make "
