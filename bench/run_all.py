@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = [  # (name, script and arguments, slow)
     ("training tokens/s vs the SmoLoRA recipe and plain TRL", ["train_throughput.py", "--pairs", "2"], True),
+    ("heap growth over a run, rows of every length vs padded rows", ["heap_growth.py"], True),
     ("one training step by kind of op", ["profile_step.py"], True),
     ("GGUF export of the embedded model at every type", ["export_types.py"], True),
     ("GGUF export of every model family (tiny random models)", ["export_families.py"], True),

@@ -110,6 +110,7 @@ def cpu_facts() -> tuple[str, list[str]]:
 def counting(base_cls):
     """The trainer class, counting the non-pad tokens of each training forward pass: the data's (every
     sample with its whole prefix) and those the machine computed (a shared prefix once per row)."""
+    from smolora_engine.training.row_padding import computed_tokens
     from smolora_engine.training.shared_prefix import tokens_saved
 
     class Counting(base_cls):
@@ -117,8 +118,7 @@ def counting(base_cls):
 
         def compute_loss(self, model, inputs, *a, **kw):
             if model.training:
-                mask = inputs.get("attention_mask")
-                computed = int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+                computed = computed_tokens(inputs)  # row padding not counted
                 self.computed += computed
                 self.counted += computed + tokens_saved(inputs)  # a shared prefix counts once per sample
             return super().compute_loss(model, inputs, *a, **kw)
@@ -179,6 +179,43 @@ def heldout_loss(model, rows) -> float:
     return total / max(count, 1)
 
 
+def smolora_run(project, folder: str, adjust=None):
+    """The training worker's recipe for `project` on this CPU, ready for the trainer: (PEFT model, tokenizer,
+    dataset, recipe, training arguments). `adjust` may change the planned recipe (heap_growth.py)."""
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import set_seed
+
+    from smolora_engine.data import prepare
+    from smolora_engine.device import choose_device
+    from smolora_engine.models import load_model
+    from smolora_engine.training.attention import apply_attention
+    from smolora_engine.training.lean_adapters import lean_adapters
+    from smolora_engine.training.memory import keep_freed_memory
+    from smolora_engine.training.recipe import plan_run
+    from smolora_engine.training.trainer import lora_config, training_args
+
+    choice = choose_device("cpu", project.model.dtype, for_training=True)
+    model, tokenizer = load_model(project.model.base, device="cpu", dtype=choice.dtype)
+    model.config.use_cache = False
+    data = prepare(project.data, tokenizer, project.training.max_length)
+    dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in data.train],
+                                 "labels": [r.labels for r in data.train]})
+    set_seed(project.training.seed)
+    peft_model = get_peft_model(model, lora_config(project))
+    plan, _estimate, _free = plan_run(project, choice, max(len(r.input_ids) for r in data.train),
+                                      model.config, data.report.shared_prefix)
+    if adjust is not None:
+        plan = adjust(plan)
+    if not plan.checkpointing:
+        keep_freed_memory()
+    apply_attention(peft_model, plan)
+    lean_adapters(peft_model)
+    args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
+    args.save_strategy, args.logging_steps = "no", 1
+    return peft_model, tokenizer, dataset, plan, args
+
+
 def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list[str]) -> None:
     import torch
     from datasets import Dataset
@@ -193,16 +230,9 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     from smolora_engine.project_fields import parse_assignment, set_value
     from smolora_engine.project_load import blocking
     from smolora_engine.quiet import quiet_libraries
-    from smolora_engine.training.attention import apply_attention
-    from smolora_engine.training.lean_adapters import lean_adapters
-    from smolora_engine.training.memory import keep_freed_memory
-    from smolora_engine.training.recipe import plan_run
+    from smolora_engine.training.row_padding import pad_rows
     from smolora_engine.training.shared_prefix import share_prefixes
-    from smolora_engine.training.trainer import (
-        lora_config,
-        make_trainer_class,
-        training_args,
-    )
+    from smolora_engine.training.trainer import make_trainer_class
 
     quiet_libraries()
     train_rows, held_rows = data_set(data_name, examples)
@@ -222,23 +252,8 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
                 project, problems = set_value(project, *parse_assignment(assignment))
                 if blocking(problems):
                     raise SystemExit("; ".join(str(p) for p in blocking(problems)))
-            choice = choose_device("cpu", project.model.dtype, for_training=True)
-            dtype = choice.dtype
-            model, tokenizer = load_model(project.model.base, device="cpu", dtype=dtype)
-            model.config.use_cache = False
-            data = prepare(project.data, tokenizer, project.training.max_length)
-            dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in data.train],
-                                         "labels": [r.labels for r in data.train]})
-            set_seed(project.training.seed)
-            peft_model = get_peft_model(model, lora_config(project))
-            plan, _estimate, _free = plan_run(project, choice, max(len(r.input_ids) for r in data.train),
-                                              model.config, data.report.shared_prefix)
-            if not plan.checkpointing:
-                keep_freed_memory()
-            apply_attention(peft_model, plan)
-            lean_adapters(peft_model)
-            args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
-            args.save_strategy, args.logging_steps = "no", 1
+            peft_model, tokenizer, dataset, plan, args = smolora_run(project, folder)
+            dtype = plan.dtype
             trainer_cls, extra = counting(make_trainer_class()), {}
             described = " / ".join(plan.lines())
         else:
@@ -287,6 +302,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
                               callbacks=[Clock()], **extra)
         if recipe == "smolora":
             share_prefixes(trainer, plan)
+            pad_rows(trainer, plan)
         heap = HeapInUse()
         trainer.train()
         in_use_mb = heap.stop()

@@ -62,6 +62,7 @@ class SmoLoRA:
         from .data.prefix import shared_prefix_length
         from .training.attention import apply_attention
         from .training.recipe import plan_run
+        from .training.row_padding import pad_rows
         from .training.shared_prefix import share_prefixes
         from .training.trainer import lora_config, make_trainer_class, training_args
 
@@ -79,6 +80,7 @@ class SmoLoRA:
         trainer = make_trainer_class()(model=model, args=args, train_dataset=dataset,
                                        processing_class=self.tokenizer)
         share_prefixes(trainer, recipe)
+        pad_rows(trainer, recipe)
         trainer.train()
         self.trainer = trainer
         self.adapter_checkpoint = os.path.join(self.output_dir, "adapter_checkpoint")

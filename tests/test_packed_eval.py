@@ -28,7 +28,7 @@ def _samples(vocab: int, seed: int = 3) -> list[dict]:
     return samples
 
 
-def _trainer(tmp_path, folder, eval_rows, shared: int):
+def _trainer(tmp_path, folder, eval_rows, shared: int, padded: bool = False):
     from datasets import Dataset
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -41,6 +41,7 @@ def _trainer(tmp_path, folder, eval_rows, shared: int):
         plan_packing,
         plan_shared_prefix,
     )
+    from smolora_engine.training.row_padding import pad_rows, plan_row_padding
     from smolora_engine.training.shared_prefix import share_prefixes
     from smolora_engine.training.trainer import (
         lora_config,
@@ -58,7 +59,8 @@ def _trainer(tmp_path, folder, eval_rows, shared: int):
             torch.nn.init.normal_(param, std=0.05)
     packing = plan_packing("on", 3, 1, 64)
     recipe = Recipe("float32", "test", packing, False, "test", SEGMENTS, "test",
-                    *plan_shared_prefix(packing, SEGMENTS, shared, 64))
+                    *plan_shared_prefix(packing, SEGMENTS, shared, 64),
+                    *(plan_row_padding(packing, "cpu") if padded else (1, "")))
     apply_attention(model, recipe)
 
     def to_dataset(rows):
@@ -69,6 +71,7 @@ def _trainer(tmp_path, folder, eval_rows, shared: int):
                                    train_dataset=to_dataset(eval_rows[:2]), eval_dataset=to_dataset(eval_rows),
                                    processing_class=AutoTokenizer.from_pretrained(folder))
     share_prefixes(trainer, recipe)
+    pad_rows(trainer, recipe)
     return trainer, model
 
 
@@ -81,12 +84,17 @@ def _alone(model, rows) -> float:
     return sum(losses) / len(losses)
 
 
-@pytest.mark.parametrize("shared", [18, 0], ids=["shared-prefix", "packed"])
-def test_packed_eval_gives_the_loss_of_the_samples_alone(tmp_path, tiny_model_dir, shared):
+@pytest.mark.parametrize("shared, padded", [(18, False), (0, False), (18, True)],
+                         ids=["shared-prefix", "packed", "padded-rows"])
+def test_packed_eval_gives_the_loss_of_the_samples_alone(tmp_path, tiny_model_dir, shared, padded):
+    """Also with rows padded to a multiple of 32 tokens: the padding is no sample of the mean."""
     from transformers import AutoConfig
 
     rows = _samples(AutoConfig.from_pretrained(tiny_model_dir).vocab_size)
-    trainer, model = _trainer(tmp_path, tiny_model_dir, rows, shared)
+    trainer, model = _trainer(tmp_path, tiny_model_dir, rows, shared, padded)
+    if padded:
+        row = trainer.data_collator(rows[:3])
+        assert row["row_padding"] > 0 and row["input_ids"].shape[1] % 32 == 0
     assert trainer.args.per_device_eval_batch_size == 1 and trainer.args.per_device_train_batch_size == 3
     expected = _alone(model, rows)
     passes = []

@@ -42,6 +42,7 @@ def packed_eval_loss(lm, collator, dataset, samples_per_row: int, device) -> tup
     active), `collator` the padding-free one training uses, `dataset` rows of input_ids and labels."""
     import torch
 
+    from .row_padding import sample_bounds
     from .trainer import ROW_KEYS
 
     decoder, head = lm.get_decoder(), lm.get_output_embeddings()
@@ -53,6 +54,6 @@ def packed_eval_loss(lm, collator, dataset, samples_per_row: int, device) -> tup
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in collator(examples).items()}
             hidden = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
                              **{k: batch[k] for k in ROW_KEYS if k in batch}).last_hidden_state
-            per_sample.append(per_sample_loss(hidden, head, batch["labels"], batch["cu_seq_lens_q"]))
+            per_sample.append(per_sample_loss(hidden, head, batch["labels"], sample_bounds(batch)))
     losses = torch.cat(per_sample) if per_sample else torch.zeros(0)
     return (float(losses.mean()) if len(losses) else float("nan")), len(losses)

@@ -5,7 +5,7 @@ Each choice comes with the reason the worker logs (and the settings screen shows
 - packing: the samples of one optimizer step are concatenated into rows of at most
   PACK_TOKENS tokens, with position ids restarting at each sample, so attention never
   crosses samples (transformers builds the block-diagonal mask from the position ids)
-  and no token is padding. The samples per optimizer step (batch_size x grad_accum)
+  and no sample is padded. The samples per optimizer step (batch_size x grad_accum)
   and the loss (a sum over trained tokens divided by their count over the whole step)
   stay what they are unpacked; only the number of forward passes changes;
 - attention on packed rows: flash-attention's varlen kernels where the model loaded them (CUDA
@@ -14,6 +14,9 @@ Each choice comes with the reason the worker logs (and the settings screen shows
   under the mask (a per-sample loop there is unmeasured: no GPU was at hand);
 - a shared prefix: where per-sample sdpa runs, the untrained tokens every sample starts with
   (a chat template's system prompt) are computed once per packed row (shared_prefix.py);
+- row padding: on a CPU, each packed row ends with a few pad tokens that bring it to a multiple
+  of 32, so that a run's tensors come in a few sizes and the memory one pass frees fits the next
+  (row_padding.py);
 - gradient checkpointing `auto`: off when the step fits comfortably in free memory
   without it (it costs about 30 % on CPU), on otherwise.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..data.prefix import MIN_SHARED
+from .row_padding import plan_row_padding
 
 PACK_TOKENS = 1024  # tokens per packed row: long enough to keep the matmuls busy, short enough to bound a
 # pass's activations: on an EPYC, rows of ~540 tokens trained samples of ~270 tokens 14 % faster than rows of
@@ -53,6 +57,8 @@ class Recipe:
     attention_reason: str = ""
     shared_prefix: int = 0  # leading tokens a packed row computes once (0: each sample computes its own)
     shared_prefix_reason: str = ""
+    row_multiple: int = 1  # packed rows padded to a multiple of this many tokens (row_padding.py; 1: not padded)
+    row_multiple_reason: str = ""
 
     def lines(self) -> list[str]:
         p = self.packing
@@ -64,7 +70,8 @@ class Recipe:
                 f"gradient checkpointing: {'on' if self.checkpointing else 'off'} ({self.checkpointing_reason})",
                 *([f"attention: {self.attention} ({self.attention_reason})"] if self.attention else []),
                 *([f"shared prefix: {'on' if self.shared_prefix else 'off'} ({self.shared_prefix_reason})"]
-                  if p.packed and self.shared_prefix_reason else [])]
+                  if p.packed and self.shared_prefix_reason else []),
+                *([f"row padding: {self.row_multiple_reason}"] if self.row_multiple > 1 else [])]
 
 
 def plan_attention(packing: Packing, attention: str | None, device: str = "cpu") -> tuple[str | None, str]:
@@ -156,7 +163,8 @@ def choose_recipe(project, choice, longest: int, model_config, estimate, shared:
     window = getattr(model_config, "sliding_window", None)
     return Recipe(choice.dtype, choice.dtype_reason, packing, checkpointing, reason, trained_with, attention_reason,
                   *plan_shared_prefix(packing, trained_with, shared, min(longest, t.max_length),
-                                      window if isinstance(window, int) else None, t.shared_prefix))
+                                      window if isinstance(window, int) else None, t.shared_prefix),
+                  *plan_row_padding(packing, choice.device))
 
 
 def plan_run(project, choice, longest: int, model_config, shared: int = 0):

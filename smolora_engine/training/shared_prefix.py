@@ -21,6 +21,7 @@ tokens/s compares with any other recipe trained on the same samples.
 from __future__ import annotations
 
 from ..data.prefix import MIN_SHARED, shared_prefix_length
+from .row_padding import sample_bounds
 
 
 class SharedPrefixCollator:
@@ -58,7 +59,7 @@ class SharedPrefixCollator:
 def tokens_saved(batch: dict) -> int:
     """The prefix tokens a batch did not repeat: what its row would hold more without sharing."""
     shared = batch.get("shared_prefix") or 0
-    return shared * (len(batch["cu_seq_lens_q"]) - 2) if shared else 0
+    return shared * (len(sample_bounds(batch)) - 2) if shared else 0
 
 
 def share_prefixes(trainer, recipe) -> None:

@@ -31,6 +31,7 @@ def make_trainer_class():
 
     from .loss import frozen_head_cross_entropy_sum, head_is_frozen_linear
     from .packed_eval import packed_eval_loss
+    from .row_padding import computed_tokens
     from .shared_prefix import tokens_saved
 
     class SmoloraTrainer(SFTTrainer):
@@ -69,10 +70,8 @@ def make_trainer_class():
                                   num_samples=samples)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
-                mask = inputs.get("attention_mask")
-                self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
-                self.tokens_seen += tokens_saved(inputs)  # the data's tokens, each sample with its prefix
+            if model.training:  # the data's tokens: no row padding, and each sample with its prefix
+                self.tokens_seen += computed_tokens(inputs) + tokens_saved(inputs)
             lm = self._causal_lm(model)
             if not self._head_loss_fits(lm):
                 inputs = {k: v for k, v in inputs.items()

@@ -30,6 +30,7 @@ from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
 from .memory import estimate_detail, keep_freed_memory, memory_advice
 from .recipe import plan_run
+from .row_padding import pad_rows
 from .shared_prefix import share_prefixes
 from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
@@ -226,6 +227,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                               callbacks=[callback])
         trainer_ref["trainer"] = trainer
         share_prefixes(trainer, recipe)
+        pad_rows(trainer, recipe)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it prints each log as a dict; our Step events say it

@@ -1,0 +1,131 @@
+"""Packed rows padded to a multiple of 32 tokens (training/row_padding.py): the padding is a segment of its
+own at the end of the row, changes neither the loss nor any gradient, is not counted as the data's tokens,
+and is planned for packed rows on a CPU only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from smolora_engine.training.recipe import SEGMENTS, Recipe, plan_packing, plan_shared_prefix
+from smolora_engine.training.row_padding import (
+    ROW_MULTIPLE,
+    RowPadding,
+    computed_tokens,
+    plan_row_padding,
+    sample_bounds,
+)
+from smolora_engine.training.shared_prefix import SharedPrefixCollator, tokens_saved
+
+IGNORED = -100
+
+
+def _samples(vocab: int, prefix: int, lengths: list[tuple[int, int]], seed: int = 1) -> list[dict]:
+    """Samples that start with the same `prefix` tokens: (length, untrained prompt) each."""
+    generator = torch.Generator().manual_seed(seed)
+    head = torch.randint(3, vocab, (prefix,), generator=generator).tolist()
+    samples = []
+    for length, prompt in lengths:
+        ids = head + torch.randint(3, vocab, (length - prefix,), generator=generator).tolist()
+        samples.append({"input_ids": ids, "labels": [IGNORED] * prompt + ids[prompt:]})
+    return samples
+
+
+def _padding_free():
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
+
+
+def test_a_row_ends_with_a_padding_segment_of_its_own():
+    samples = _samples(500, 12, [(20, 14), (31, 16), (15, 13)])
+    plain = SharedPrefixCollator(_padding_free())(samples)  # 20 + 19 + 3 = 42 tokens
+    row = RowPadding(SharedPrefixCollator(_padding_free()), 32, pad_token_id=7)(samples)
+    assert row["input_ids"].shape == (1, 64) and row["row_padding"] == 22
+    assert row["input_ids"][0, :42].tolist() == plain["input_ids"][0].tolist()
+    assert row["input_ids"][0, 42:].tolist() == [7] * 22
+    assert row["labels"][0, 42:].tolist() == [IGNORED] * 22
+    assert row["position_ids"][0, 42:].tolist() == list(range(22))  # a sequence of its own
+    assert row["cu_seq_lens_q"].tolist() == row["cu_seq_lens_k"].tolist() == [0, 20, 39, 42, 64]
+    assert row["seq_idx"][0, 42:].tolist() == [3] * 22
+    assert sample_bounds(row).tolist() == [0, 20, 39, 42]
+    assert row["max_length_q"] == 31 and row["shared_prefix"] == 12
+    # the data's tokens: what the samples hold, the shared prefix once per sample, no padding
+    data_tokens = sum(len(s["input_ids"]) for s in samples)
+    assert computed_tokens(row) + tokens_saved(row) == data_tokens
+    assert computed_tokens(plain) + tokens_saved(plain) == data_tokens
+    # a row already a multiple of 32 long, and a padded batch (its mask says what counts), stay as they are
+    exact = RowPadding(_padding_free(), 32, 7)([{"input_ids": list(range(3, 35)), "labels": list(range(3, 35))}])
+    assert exact["input_ids"].shape == (1, 32) and "row_padding" not in exact
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    batch = RowPadding(DataCollatorForLanguageModeling(pad_token_id=0), 32, 7)(samples)
+    assert batch["input_ids"].shape == (3, 31) and computed_tokens(batch) == 66
+
+
+@pytest.mark.parametrize("attention, shared", [(SEGMENTS, 12), (SEGMENTS, 0), ("sdpa", 0)],
+                         ids=["segments-shared-prefix", "segments", "sdpa-mask-from-positions"])
+def test_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_path, attention, shared):
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from smolora_engine.project import Project
+    from smolora_engine.training.attention import apply_attention
+    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa", dtype=torch.float32)
+    model.config.use_cache = False
+    project = Project(name="pad")
+    model = get_peft_model(model, lora_config(project))
+    for name, param in model.named_parameters():  # LoRA's B starts at zero: give every adapter weight a value
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.02)
+    packing = plan_packing("on", 3, 1, 50)
+    recipe = Recipe("float32", "test", packing, False, "test", attention, "test",
+                    *plan_shared_prefix(packing, attention, shared, 50), *plan_row_padding(packing, "cpu"))
+    assert recipe.row_multiple == ROW_MULTIPLE
+    apply_attention(model, recipe)
+    trainer = make_trainer_class()(model=model, args=training_args(project, tmp_path, "cpu", recipe, False),
+                                   train_dataset=Dataset.from_list([{"input_ids": [1, 2], "labels": [1, 2]}]),
+                                   processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
+    samples = _samples(model.config.vocab_size, 16, [(40, 20), (50, 17), (27, 22)])
+    trained = sum(sum(1 for label in s["labels"][1:] if label != IGNORED) for s in samples)
+    inner = SharedPrefixCollator(_padding_free()) if shared else _padding_free()
+    plain, padded = inner(samples), RowPadding(inner, ROW_MULTIPLE, 5)(samples)
+    assert padded["row_padding"] > 0 and padded["input_ids"].shape[1] % ROW_MULTIPLE == 0
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        trainer.tokens_seen = 0
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=trained)
+        loss.backward()
+        return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain_loss, plain_grads = loss_and_grads(plain)
+    padded_loss, padded_grads = loss_and_grads(padded)
+    assert trainer.tokens_seen == sum(len(s["input_ids"]) for s in samples)  # the data's, not the padding
+    assert math.isclose(padded_loss, plain_loss, rel_tol=1e-6)
+    assert padded_grads.keys() == plain_grads.keys() and len(padded_grads) > 0
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    # and the check can fail: the same padding with labels moves the loss
+    labelled = dict(padded)
+    labelled["labels"] = padded["labels"].clone()
+    labelled["labels"][0, -padded["row_padding"] + 1:] = 5
+    assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
+
+
+def test_rows_are_padded_only_when_packed_on_a_cpu():
+    packed, unpacked = plan_packing("on", 1, 8, 56), plan_packing("off", 1, 8, 56)
+    assert plan_row_padding(packed, "cpu")[0] == ROW_MULTIPLE
+    assert plan_row_padding(packed, "cuda") == (1, "")  # the caching allocator there: unmeasured
+    assert plan_row_padding(unpacked, "cpu") == (1, "")
+    padded = Recipe("bfloat16", "test", packed, False, "test", SEGMENTS, "test", 0, "",
+                    *plan_row_padding(packed, "cpu"))
+    assert any(line.startswith("row padding: each row padded to a multiple of 32") for line in padded.lines())
+    plain = Recipe("bfloat16", "test", packed, False, "test", SEGMENTS, "test")
+    assert not any(line.startswith("row padding") for line in plain.lines())
