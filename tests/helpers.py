@@ -53,3 +53,22 @@ def make_tiny_model(folder: Path, bpe: bool = False) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def lora_model(folder: Path, std: float = 0.02):
+    """The model in `folder` (float32, sdpa, no cache) with the project's default adapters, every LoRA B
+    given values (PEFT starts them at zero, which would leave half the gradients zero)."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from smolora_engine.project import Project
+    from smolora_engine.training.trainer import lora_config
+
+    model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa", dtype=torch.float32)
+    model.config.use_cache = False
+    model = get_peft_model(model, lora_config(Project(name="test")))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=std)
+    return model

@@ -69,21 +69,16 @@ def test_a_row_ends_with_a_padding_segment_of_its_own():
                          ids=["segments-shared-prefix", "segments", "sdpa-mask-from-positions"])
 def test_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_path, attention, shared):
     from datasets import Dataset
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from smolora_engine.project import Project
     from smolora_engine.training.attention import apply_attention
-    from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
+    from smolora_engine.training.trainer import make_trainer_class, training_args
+    from tests.helpers import lora_model
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa", dtype=torch.float32)
-    model.config.use_cache = False
+    model = lora_model(tiny_model_dir)
     project = Project(name="pad")
-    model = get_peft_model(model, lora_config(project))
-    for name, param in model.named_parameters():  # LoRA's B starts at zero: give every adapter weight a value
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.02)
     packing = plan_packing("on", 3, 1, 50)
     recipe = Recipe("float32", "test", packing, False, "test", attention, "test",
                     *plan_shared_prefix(packing, attention, shared, 50), *plan_row_padding(packing, "cpu"))

@@ -90,27 +90,19 @@ def test_a_shared_prefix_gives_the_loss_and_gradients_of_the_samples_alone(tmp_p
     Gemma 3 a 64-token sliding window (the samples fit in it), SmolLM3 layers without rotary positions,
     Phi-3 fused projections and partial rotary, Granite its own attention and logit scales."""
     from datasets import Dataset
-    from peft import get_peft_model
     from transformers import AutoTokenizer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from smolora_engine.project import Project
     from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.recipe import Recipe
-    from smolora_engine.training.trainer import (
-        lora_config,
-        make_trainer_class,
-        training_args,
-    )
+    from smolora_engine.training.trainer import make_trainer_class, training_args
+    from tests.helpers import lora_model
 
     folder = tiny_model_dir if family == "llama" else make_family_model(tmp_path, family)
     torch.manual_seed(0)
-    model = _model(folder, "sdpa")
+    model = lora_model(folder)
     project = Project(name="prefix")
-    model = get_peft_model(model, lora_config(project))
-    for name, param in model.named_parameters():  # LoRA's B starts at zero: give every adapter weight a value
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.02)
     packing = plan_packing("on", 3, 1, 50)
     recipe = Recipe("float32", "test", packing, False, "test", SEGMENTS, "test",
                     *plan_shared_prefix(packing, SEGMENTS, 16, 50))
