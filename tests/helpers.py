@@ -72,3 +72,31 @@ def lora_model(folder: Path, std: float = 0.02):
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=std)
     return model
+
+
+def prefixed_samples(vocab: int, prefix: int, lengths: list[tuple[int, int]], seed: int = 1) -> list[dict]:
+    """Samples that start with the same `prefix` random tokens: (length, untrained prompt) each."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    head = torch.randint(3, vocab, (prefix,), generator=generator).tolist()
+    samples = []
+    for length, prompt in lengths:
+        ids = head + torch.randint(3, vocab, (length - prefix,), generator=generator).tolist()
+        samples.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
+    return samples
+
+
+def recipe_trainer(model, recipe, folder: Path, tokenizer_dir: Path):
+    """The worker's trainer class around `model`, with `recipe`'s attention and arguments (for its loss)."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from smolora_engine.project import Project
+    from smolora_engine.training.attention import apply_attention
+    from smolora_engine.training.trainer import make_trainer_class, training_args
+
+    apply_attention(model, recipe)
+    return make_trainer_class()(model=model, args=training_args(Project(name="test"), folder, "cpu", recipe, False),
+                                train_dataset=Dataset.from_list([{"input_ids": [1, 2], "labels": [1, 2]}]),
+                                processing_class=AutoTokenizer.from_pretrained(tokenizer_dir))

@@ -18,19 +18,9 @@ from smolora_engine.training.row_padding import (
     sample_bounds,
 )
 from smolora_engine.training.shared_prefix import SharedPrefixCollator, tokens_saved
+from tests.helpers import lora_model, prefixed_samples, recipe_trainer
 
 IGNORED = -100
-
-
-def _samples(vocab: int, prefix: int, lengths: list[tuple[int, int]], seed: int = 1) -> list[dict]:
-    """Samples that start with the same `prefix` tokens: (length, untrained prompt) each."""
-    generator = torch.Generator().manual_seed(seed)
-    head = torch.randint(3, vocab, (prefix,), generator=generator).tolist()
-    samples = []
-    for length, prompt in lengths:
-        ids = head + torch.randint(3, vocab, (length - prefix,), generator=generator).tolist()
-        samples.append({"input_ids": ids, "labels": [IGNORED] * prompt + ids[prompt:]})
-    return samples
 
 
 def _padding_free():
@@ -40,7 +30,7 @@ def _padding_free():
 
 
 def test_a_row_ends_with_a_padding_segment_of_its_own():
-    samples = _samples(500, 12, [(20, 14), (31, 16), (15, 13)])
+    samples = prefixed_samples(500, 12, [(20, 14), (31, 16), (15, 13)])
     plain = SharedPrefixCollator(_padding_free())(samples)  # 20 + 19 + 3 = 42 tokens
     row = RowPadding(SharedPrefixCollator(_padding_free()), 32, pad_token_id=7)(samples)
     assert row["input_ids"].shape == (1, 64) and row["row_padding"] == 22
@@ -68,26 +58,14 @@ def test_a_row_ends_with_a_padding_segment_of_its_own():
 @pytest.mark.parametrize("attention, shared", [(SEGMENTS, 12), (SEGMENTS, 0), ("sdpa", 0)],
                          ids=["segments-shared-prefix", "segments", "sdpa-mask-from-positions"])
 def test_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_path, attention, shared):
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-
-    from smolora_engine.project import Project
-    from smolora_engine.training.attention import apply_attention
-    from smolora_engine.training.trainer import make_trainer_class, training_args
-    from tests.helpers import lora_model
-
     torch.manual_seed(0)
     model = lora_model(tiny_model_dir)
-    project = Project(name="pad")
     packing = plan_packing("on", 3, 1, 50)
     recipe = Recipe("float32", "test", packing, False, "test", attention, "test",
                     *plan_shared_prefix(packing, attention, shared, 50), *plan_row_padding(packing, "cpu"))
     assert recipe.row_multiple == ROW_MULTIPLE
-    apply_attention(model, recipe)
-    trainer = make_trainer_class()(model=model, args=training_args(project, tmp_path, "cpu", recipe, False),
-                                   train_dataset=Dataset.from_list([{"input_ids": [1, 2], "labels": [1, 2]}]),
-                                   processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
-    samples = _samples(model.config.vocab_size, 16, [(40, 20), (50, 17), (27, 22)])
+    trainer = recipe_trainer(model, recipe, tmp_path, tiny_model_dir)
+    samples = prefixed_samples(model.config.vocab_size, 16, [(40, 20), (50, 17), (27, 22)])
     trained = sum(sum(1 for label in s["labels"][1:] if label != IGNORED) for s in samples)
     inner = SharedPrefixCollator(_padding_free()) if shared else _padding_free()
     plain, padded = inner(samples), RowPadding(inner, ROW_MULTIPLE, 5)(samples)

@@ -13,6 +13,7 @@ import torch
 from smolora_engine.data.prefix import MIN_SHARED, shared_prefix_length
 from smolora_engine.training.recipe import SEGMENTS, plan_packing, plan_shared_prefix
 from smolora_engine.training.shared_prefix import SharedPrefixCollator, tokens_saved
+from tests.helpers import lora_model, prefixed_samples, recipe_trainer
 from tests.family_models import make_family_model
 
 IGNORED = -100
@@ -41,23 +42,11 @@ def test_the_shared_length_stops_at_the_first_difference_or_trained_token():
     assert shared_prefix_length([(a, untrained(a))]) == 0  # one sample alone shares nothing
 
 
-def _samples(vocab: int, prefix: int, lengths: list[tuple[int, int]], seed: int = 1) -> list[dict]:
-    """Samples that start with the same `prefix` tokens: (length, untrained prompt) each."""
-    generator = torch.Generator().manual_seed(seed)
-    head = torch.randint(3, vocab, (prefix,), generator=generator).tolist()
-    samples = []
-    for length, prompt in lengths:
-        own = torch.randint(3, vocab, (length - prefix,), generator=generator).tolist()
-        ids = head + own
-        samples.append({"input_ids": ids, "labels": [IGNORED] * prompt + ids[prompt:]})
-    return samples
-
-
 def test_the_collator_holds_the_prefix_once_and_continues_the_positions():
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     inner = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
-    samples = _samples(500, 12, [(20, 14), (31, 16), (15, 13)])
+    samples = prefixed_samples(500, 12, [(20, 14), (31, 16), (15, 13)])
     batch = SharedPrefixCollator(inner)(samples)
     assert batch["shared_prefix"] == 12
     assert batch["input_ids"].shape == (1, 20 + 19 + 3)
@@ -69,7 +58,7 @@ def test_the_collator_holds_the_prefix_once_and_continues_the_positions():
     assert tokens_saved(batch) == 24  # two samples did not repeat the 12 tokens
     assert batch["input_ids"].numel() + tokens_saved(batch) == sum(len(s["input_ids"]) for s in samples)
     # a batch that shares too little, or one sample alone, is the padding-free row as it was
-    short = _samples(500, MIN_SHARED - 1, [(20, 10), (25, 10)])
+    short = prefixed_samples(500, MIN_SHARED - 1, [(20, 10), (25, 10)])
     assert "shared_prefix" not in SharedPrefixCollator(inner)(short)
     assert "shared_prefix" not in SharedPrefixCollator(inner)(samples[:1])
 
@@ -89,29 +78,19 @@ def test_a_shared_prefix_gives_the_loss_and_gradients_of_the_samples_alone(tmp_p
     and every adapter gradient of the samples fed one at a time. Qwen3 has q/k norms and grouped heads,
     Gemma 3 a 64-token sliding window (the samples fit in it), SmolLM3 layers without rotary positions,
     Phi-3 fused projections and partial rotary, Granite its own attention and logit scales."""
-    from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from smolora_engine.project import Project
-    from smolora_engine.training.attention import apply_attention
     from smolora_engine.training.recipe import Recipe
-    from smolora_engine.training.trainer import make_trainer_class, training_args
-    from tests.helpers import lora_model
 
     folder = tiny_model_dir if family == "llama" else make_family_model(tmp_path, family)
     torch.manual_seed(0)
     model = lora_model(folder)
-    project = Project(name="prefix")
     packing = plan_packing("on", 3, 1, 50)
     recipe = Recipe("float32", "test", packing, False, "test", SEGMENTS, "test",
                     *plan_shared_prefix(packing, SEGMENTS, 16, 50))
     assert recipe.shared_prefix == 16
-    apply_attention(model, recipe)
-    trainer = make_trainer_class()(model=model, args=training_args(project, tmp_path, "cpu", recipe, False),
-                                   train_dataset=Dataset.from_list([{"input_ids": [1, 2], "labels": [1, 2]}]),
-                                   processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
-    samples = _samples(model.config.vocab_size, 16, [(40, 20), (50, 17), (27, 22)])
+    trainer = recipe_trainer(model, recipe, tmp_path, tiny_model_dir)
+    samples = prefixed_samples(model.config.vocab_size, 16, [(40, 20), (50, 17), (27, 22)])
     trained = sum(sum(1 for label in s["labels"][1:] if label != IGNORED) for s in samples)
     inner = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
     shared = SharedPrefixCollator(inner)(samples)
@@ -155,7 +134,7 @@ def test_a_shared_prefix_never_reaches_the_masked_path(tmp_path):
 
     model = _model(make_family_model(tmp_path, "gemma3"), "sdpa")
     model.set_attn_implementation(register())
-    samples = _samples(model.config.vocab_size, 16, [(90, 20), (30, 20)])
+    samples = prefixed_samples(model.config.vocab_size, 16, [(90, 20), (30, 20)])
     row = SharedPrefixCollator(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True))(samples)
     with pytest.raises(ValueError, match="shared prefix"):
         model(**row, use_cache=False)
