@@ -1,6 +1,7 @@
 """Base models: the embedded default (converted once, then cached), local folders, clear not-found errors."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,60 @@ def test_a_first_conversion_says_why_it_waits(monkeypatch, tmp_path, capsys):
     assert "converting" in said and "(once, about 20 s)" in said
     models.ensure_model("smollm2-135m-instruct")  # converted: nothing more to say
     assert "converting" not in capsys.readouterr().err
+
+
+def _load(folder, dtype):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+
+
+def test_a_half_precision_copy_holds_the_weights_a_cast_load_gives_and_follows_its_source(tiny_model_dir, tmp_path):
+    """The bf16 copy of a converted model loads the very weights `from_pretrained(dtype=bf16)` casts from
+    the float32 folder; it is made once, and made again when the float32 folder is converted anew."""
+    import json
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "converted"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "smolora-source.json").write_text(json.dumps({"alias": "tiny", "gguf_size": 1}))
+    copy = models.half_precision_copy(folder, "bfloat16")
+    assert copy == tmp_path / "converted.bfloat16" and (copy / "tokenizer.json").is_file()
+    assert json.loads((copy / "config.json").read_text())["dtype"] == "bfloat16"
+    assert (copy / "model.safetensors").stat().st_size < 0.6 * (folder / "model.safetensors").stat().st_size
+    cast, mapped = _load(folder, torch.bfloat16).state_dict(), _load(copy, torch.bfloat16).state_dict()
+    assert cast.keys() == mapped.keys()
+    assert all(mapped[name].dtype == torch.bfloat16 and torch.equal(mapped[name], cast[name]) for name in cast)
+    made = (copy / "smolora-source.json").stat().st_mtime_ns
+    assert models.half_precision_copy(folder, "bfloat16") == copy
+    assert (copy / "smolora-source.json").stat().st_mtime_ns == made  # kept, not made again
+
+    # the float32 folder converted anew (other weights): the copy follows
+    model = _load(folder, torch.float32)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(2)
+    model.save_pretrained(folder)
+    (folder / "smolora-source.json").write_text(json.dumps({"alias": "tiny", "gguf_size": 2}))
+    models.half_precision_copy(folder, "bfloat16")
+    assert json.loads((copy / "smolora-source.json").read_text())["gguf_size"] == 2
+    assert torch.equal(_load(copy, torch.bfloat16).lm_head.weight,
+                       _load(folder, torch.float32).lm_head.weight.to(torch.bfloat16))
+
+
+def test_only_the_embedded_model_gets_a_half_precision_copy(tiny_model_dir):
+    assert models.ensure_model(str(tiny_model_dir), dtype="bfloat16") == tiny_model_dir  # the user's own folder
+
+
+@pytest.mark.slow
+def test_the_embedded_model_in_bf16_loads_from_its_copy(embedded_model):
+    import torch
+
+    model, _tokenizer = models.load_model("smollm2-135m-instruct", dtype="bfloat16")
+    copy = embedded_model["path"].resolve().with_name("smollm2-135m-instruct.bfloat16")
+    assert Path(model.config._name_or_path).resolve() == copy
+    assert model.dtype == torch.bfloat16
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied
+    cast = _load(embedded_model["path"], torch.bfloat16).state_dict()
+    assert all(torch.equal(tensor, cast[name]) for name, tensor in model.state_dict().items())
