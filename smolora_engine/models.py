@@ -188,7 +188,11 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None, dtype
     source = resolve_model(spec)
     folder = _converted(source, progress)
     if source.kind == "embedded" and dtype in HALF_DTYPES:
-        return half_precision_copy(folder, dtype)
+        try:
+            return half_precision_copy(folder, dtype)
+        except OSError as error:  # no room for the copy, or a read-only cache: cast while loading, as before
+            say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+            say(f"could not keep a {dtype} copy of {spec} ({error}): casting its float32 weights while loading")
     return folder
 
 
@@ -261,25 +265,29 @@ def half_precision_copy(folder: Path, dtype: str) -> Path:
             return copy
         tmp = copy.with_name(f".{copy.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for path in folder.iterdir():
-            if path.suffix == ".safetensors":
-                with safe_open(str(path), framework="pt") as weights:
-                    tensors = {name: weights.get_tensor(name) for name in weights.keys()}
-                    # floating-point weights cast; integer buffers (if any) as they are
-                    save_file({name: t.to(torch_dtype(dtype)) if t.is_floating_point() else t
-                               for name, t in tensors.items()}, str(tmp / path.name), metadata=weights.metadata())
-                del tensors
-            elif path.is_file() and path.name != _MARKER:
-                shutil.copy2(path, tmp / path.name)
-        config = json.loads((tmp / "config.json").read_text())
-        config["dtype"] = dtype
-        config.pop("torch_dtype", None)  # transformers 4's name of the same field
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        give_normal_modes(tmp)
-        (tmp / _MARKER).write_text(json.dumps({**source_marker, "dtype": dtype}))
-        shutil.rmtree(copy, ignore_errors=True)
-        os.replace(tmp, copy)
+        try:
+            tmp.mkdir(parents=True)
+            for path in folder.iterdir():
+                if path.suffix == ".safetensors":
+                    with safe_open(str(path), framework="pt") as weights:
+                        tensors = {name: weights.get_tensor(name) for name in weights.keys()}
+                        # floating-point weights cast; integer buffers (if any) as they are
+                        save_file({name: t.to(torch_dtype(dtype)) if t.is_floating_point() else t
+                                   for name, t in tensors.items()}, str(tmp / path.name), metadata=weights.metadata())
+                    del tensors
+                elif path.is_file() and path.name != _MARKER:
+                    shutil.copy2(path, tmp / path.name)
+            config = json.loads((tmp / "config.json").read_text())
+            config["dtype"] = dtype
+            config.pop("torch_dtype", None)  # transformers 4's name of the same field
+            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            give_normal_modes(tmp)
+            (tmp / _MARKER).write_text(json.dumps({**source_marker, "dtype": dtype}))
+            shutil.rmtree(copy, ignore_errors=True)
+            os.replace(tmp, copy)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
+            raise
     return copy
 
 

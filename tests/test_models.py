@@ -132,3 +132,40 @@ def test_the_embedded_model_in_bf16_loads_from_its_copy(embedded_model):
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied
     cast = _load(embedded_model["path"], torch.bfloat16).state_dict()
     assert all(torch.equal(tensor, cast[name]) for name, tensor in model.state_dict().items())
+
+
+def _no_room(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_copy_that_cannot_be_written_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import safetensors.torch
+
+    folder = tmp_path / "converted"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "smolora-source.json").write_text(json.dumps({"alias": "tiny"}))
+    monkeypatch.setattr(safetensors.torch, "save_file", _no_room)
+    with pytest.raises(OSError, match="No space left"):
+        models.half_precision_copy(folder, "bfloat16")
+    assert sorted(p.name for p in tmp_path.glob("*converted*")) == [".converted.bfloat16.lock", "converted"]
+
+
+@pytest.mark.slow
+def test_without_room_for_the_copy_the_embedded_model_is_cast_while_loading(embedded_model, tmp_path, monkeypatch,
+                                                                            capsys):
+    import safetensors.torch
+    import torch
+
+    home = tmp_path / "home"
+    (home / "cache" / "models").mkdir(parents=True)  # a cache with the float32 conversion and no copy yet
+    (home / "cache" / "models" / "smollm2-135m-instruct").symlink_to(embedded_model["path"].resolve())
+    monkeypatch.setenv("SMOLORA_HOME", str(home))
+    monkeypatch.setattr(safetensors.torch, "save_file", _no_room)
+    model, _tokenizer = models.load_model("smollm2-135m-instruct", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16
+    assert Path(model.config._name_or_path).resolve() == embedded_model["path"].resolve()
+    said = capsys.readouterr().err
+    assert "could not keep a bfloat16 copy" in said and "No space left" in said
