@@ -37,9 +37,8 @@ def main() -> None:
     from smolora_engine.models import load_model
     from smolora_engine.precision import cpu_model
     from smolora_engine.quiet import quiet_libraries
-    from smolora_engine.training.attention import apply_attention
+    from smolora_engine.training.apply_recipe import prepare_model, prepare_trainer
     from smolora_engine.training.recipe import plan_run
-    from smolora_engine.training.shared_prefix import share_prefixes
     from smolora_engine.training.trainer import (
         lora_config,
         make_trainer_class,
@@ -61,11 +60,11 @@ def main() -> None:
             torch.nn.init.normal_(param, std=0.01)
     recipe, _estimate, _free = plan_run(project, choice, max(len(r.input_ids) for r in rows), model.config,
                                         data.report.shared_prefix)
-    apply_attention(model, recipe)
+    prepare_model(model, recipe)
     with tempfile.TemporaryDirectory() as folder:
         trainer = make_trainer_class()(model=model, args=training_args(project, Path(folder), "cpu", recipe, True),
                                        train_dataset=dataset, eval_dataset=dataset, processing_class=tokenizer)
-        share_prefixes(trainer, recipe)
+        prepare_trainer(trainer, recipe)
         print(f"CPU: {cpu_model()}; {os.cpu_count()} cores; {choice.dtype}; {len(rows)} eval samples; "
               f"{' / '.join(recipe.lines()[1:2])}", flush=True)
         seconds: dict[str, list[float]] = {"packed rows": [], "one sample per batch": []}

@@ -70,8 +70,7 @@ def worker(mode: str, steps: int, out: Path) -> None:
 
     from smolora_engine.project import Project
     from smolora_engine.quiet import quiet_libraries
-    from smolora_engine.training.row_padding import pad_rows
-    from smolora_engine.training.shared_prefix import share_prefixes
+    from smolora_engine.training.apply_recipe import prepare_trainer
     from smolora_engine.training.trainer import make_trainer_class
     from train_throughput import counting, smolora_run
 
@@ -96,8 +95,7 @@ def worker(mode: str, steps: int, out: Path) -> None:
 
         trainer = counting(make_trainer_class())(model=peft_model, args=args, train_dataset=dataset,
                                                  processing_class=tokenizer, callbacks=[Record()])
-        share_prefixes(trainer, plan)
-        pad_rows(trainer, plan)
+        prepare_trainer(trainer, plan)
         trainer.train()
     first, last = marks[0], marks[-1]
     out.write_text(json.dumps({"marks": marks, "tokens_per_s": (last["tokens"] - first["tokens"])

@@ -53,10 +53,8 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
     from smolora_engine.models import load_model
     from smolora_engine.project import Project
     from smolora_engine.quiet import quiet_libraries
-    from smolora_engine.training.attention import apply_attention
-    from smolora_engine.training.memory import keep_freed_memory
+    from smolora_engine.training.apply_recipe import prepare_model, prepare_trainer
     from smolora_engine.training.recipe import plan_run
-    from smolora_engine.training.shared_prefix import share_prefixes
     from smolora_engine.training.trainer import lora_config, make_trainer_class, training_args
     from train_throughput import data_set
 
@@ -76,9 +74,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
         plan, _estimate, _free = plan_run(project, DeviceChoice("cpu", dtype, "profile", "as profiled"),
                                           max(len(r.input_ids) for r in data.train), model.config,
                                           data.report.shared_prefix)
-        if not plan.checkpointing:
-            keep_freed_memory()
-        apply_attention(model, plan)
+        prepare_model(model, plan)
         args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
         args.save_strategy = "no"
         holder: dict = {}
@@ -98,7 +94,7 @@ def profile(dtype: str, data_name: str, out: Path) -> None:
                                      "labels": [r.labels for r in data.train]})
         trainer = make_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                        callbacks=[Profiled()])
-        share_prefixes(trainer, plan)
+        prepare_trainer(trainer, plan)
         trainer.train()
     by_kind: dict[str, float] = defaultdict(float)
     ops = []

@@ -189,9 +189,7 @@ def smolora_run(project, folder: str, adjust=None):
     from smolora_engine.data import prepare
     from smolora_engine.device import choose_device
     from smolora_engine.models import load_model
-    from smolora_engine.training.attention import apply_attention
-    from smolora_engine.training.lean_adapters import lean_adapters
-    from smolora_engine.training.memory import keep_freed_memory
+    from smolora_engine.training.apply_recipe import prepare_model
     from smolora_engine.training.recipe import plan_run
     from smolora_engine.training.trainer import lora_config, training_args
 
@@ -207,10 +205,7 @@ def smolora_run(project, folder: str, adjust=None):
                                       model.config, data.report.shared_prefix)
     if adjust is not None:
         plan = adjust(plan)
-    if not plan.checkpointing:
-        keep_freed_memory()
-    apply_attention(peft_model, plan)
-    lean_adapters(peft_model)
+    prepare_model(peft_model, plan)
     args = training_args(project, Path(folder), "cpu", plan, has_eval=False)
     args.save_strategy, args.logging_steps = "no", 1
     return peft_model, tokenizer, dataset, plan, args
@@ -230,8 +225,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
     from smolora_engine.project_fields import parse_assignment, set_value
     from smolora_engine.project_load import blocking
     from smolora_engine.quiet import quiet_libraries
-    from smolora_engine.training.row_padding import pad_rows
-    from smolora_engine.training.shared_prefix import share_prefixes
+    from smolora_engine.training.apply_recipe import prepare_trainer
     from smolora_engine.training.trainer import make_trainer_class
 
     quiet_libraries()
@@ -261,7 +255,6 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
             dtype = choose_device("cpu", "auto", for_training=True).dtype if strong else "float32"
             model, tokenizer = load_model("smollm2-135m-instruct", device="cpu", dtype=dtype)
             model.config.use_cache = False
-            data = prepare(DataSettings(path=str(train_file), eval_ratio=0), tokenizer, 1024)
             set_seed(0)
             if strong:
                 dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
@@ -301,8 +294,7 @@ def worker(recipe: str, data_name: str, examples: int, out: Path, settings: list
         trainer = trainer_cls(model=peft_model, args=args, train_dataset=dataset, processing_class=tokenizer,
                               callbacks=[Clock()], **extra)
         if recipe == "smolora":
-            share_prefixes(trainer, plan)
-            pad_rows(trainer, plan)
+            prepare_trainer(trainer, plan)
         heap = HeapInUse()
         trainer.train()
         in_use_mb = heap.stop()

@@ -60,10 +60,8 @@ class SmoLoRA:
         from transformers import set_seed
 
         from .data.prefix import shared_prefix_length
-        from .training.attention import apply_attention
+        from .training.apply_recipe import prepare_model, prepare_trainer
         from .training.recipe import plan_run
-        from .training.row_padding import pad_rows
-        from .training.shared_prefix import share_prefixes
         from .training.trainer import lora_config, make_trainer_class, training_args
 
         print(f"[{datetime.now()}] Starting training...")
@@ -74,13 +72,12 @@ class SmoLoRA:
         longest = max(len(r.input_ids) for r in rows)
         shared = shared_prefix_length([(r.input_ids, r.labels) for r in rows])
         recipe, _estimate, _free = plan_run(self.project, self.choice, longest, model.config, shared)
-        apply_attention(model, recipe)
+        prepare_model(model, recipe)
         args = training_args(self.project, Path(self.output_dir), self.device, recipe, has_eval=False)
         args.save_strategy = "no"
         trainer = make_trainer_class()(model=model, args=args, train_dataset=dataset,
                                        processing_class=self.tokenizer)
-        share_prefixes(trainer, recipe)
-        pad_rows(trainer, recipe)
+        prepare_trainer(trainer, recipe)
         trainer.train()
         self.trainer = trainer
         self.adapter_checkpoint = os.path.join(self.output_dir, "adapter_checkpoint")

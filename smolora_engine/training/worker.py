@@ -24,14 +24,12 @@ from ..runs import (
     COMPLETE_MARKER, latest_complete_checkpoint, list_run_ids, new_run_id, process_start_time, read_run_settings,
     run_dir, summarize, training_lock,
 )
-from .attention import apply_attention
+from .apply_recipe import prepare_model, prepare_trainer
 from .callback import RunState, make_callback
 from .emitter import Emitter, Heartbeat
 from .errors import TrainingRefused
-from .memory import estimate_detail, keep_freed_memory, memory_advice
+from .memory import estimate_detail, memory_advice
 from .recipe import plan_run
-from .row_padding import pad_rows
-from .shared_prefix import share_prefixes
 from .samples import BestTracker, EvalSampler, choose_metric
 from .trainer import lora_config, make_trainer_class, training_args
 
@@ -192,15 +190,10 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         recipe, estimate, available = plan_run(project, choice, longest, model.config, data.report.shared_prefix)
         for line in recipe.lines():
             emit(ev.Log(message=line))
-        apply_attention(model, recipe)
-        from .lean_adapters import lean_adapters  # torch at import: not for the CLI's light commands
-
-        lean = lean_adapters(model)
+        lean = prepare_model(model, recipe)
         if lean:
             emit(ev.Log(message=f"adapters: {lean} keep their {recipe.dtype} input for the backward pass and make "
                                 "the float32 copy there, not one copy each in the forward pass"))
-        if not recipe.checkpointing:
-            keep_freed_memory()
         if estimate is not None:
             detail = estimate_detail(estimate)
             emit(ev.MemoryEstimate(estimate_mb=detail["total"], available_mb=available, detail=detail))
@@ -226,8 +219,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
                               train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                               callbacks=[callback])
         trainer_ref["trainer"] = trainer
-        share_prefixes(trainer, recipe)
-        pad_rows(trainer, recipe)
+        prepare_trainer(trainer, recipe)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # it prints each log as a dict; our Step events say it
