@@ -129,6 +129,7 @@ class Estimate:
     runtime: int
     checkpointing: bool = True
     checkpointing_reason: str = ""
+    checkpoint_every: int = 1  # with checkpointing: every layer (1), or only every n-th one
     packing: Any = None  # the recipe's Packing, when estimated for a project
 
     @property
@@ -186,13 +187,14 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora: bool, dropout: float,
                       batch_size: int, max_length: int, gradient_checkpointing: bool,
-                      device: str = "cpu", dtype: str = "auto") -> Estimate:
+                      device: str = "cpu", dtype: str = "auto", checkpoint_every: int = 1) -> Estimate:
     """Peak memory of one training step on full-length batches (the worst case the settings allow).
 
     Per token and layer a decoder keeps its inputs (h), the attention projections (h + 2 kv),
     the attention output and residuals (about 6 h) and the MLP's intermediate tensors (about 4 I);
-    with gradient checkpointing only each layer's input is kept, plus one layer recomputed at a time.
-    The loss upcasts the logits to float32 and keeps their log-probabilities and gradient.
+    with gradient checkpointing only each checkpointed layer's input is kept (every layer's, or with
+    `checkpoint_every` n every n-th one's, the others keeping all of theirs), plus one layer recomputed
+    at a time. The loss upcasts the logits to float32 and keeps their log-probabilities and gradient.
     """
     dtype = resolve_dtype(dtype, device)
     size = BYTES.get(dtype, 4)
@@ -205,7 +207,8 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
                          for fan_in, _out, count in layers.values()) / max(facts.layers, 1)
     per_layer = size * (8 * h + 2 * kv_dim + 4 * facts.intermediate + lora_per_layer)
     if gradient_checkpointing:
-        activations = tokens * (facts.layers * h * size + per_layer)
+        checkpointed = -(-facts.layers // max(checkpoint_every, 1))  # layers 0, n, 2n, ... (transformers' choice)
+        activations = tokens * (checkpointed * h * size + (facts.layers - checkpointed + 1) * per_layer)
     else:
         activations = tokens * facts.layers * per_layer
     return Estimate(
@@ -225,7 +228,13 @@ def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | No
     The batch is what the recipe feeds one forward pass (packed samples, or batch_size), and
     gradient checkpointing `auto` is resolved against `free_mb` (the memory free for training).
     """
-    from .training.recipe import plan_checkpointing, plan_packing
+    from .training.recipe import (
+        PARTIAL_EVERY,
+        partial_checkpointing_supported,
+        plan_checkpointing,
+        plan_packing,
+        plan_partial,
+    )
 
     lora, training = project.lora, project.training
     if project.model.device != "auto":
@@ -233,13 +242,20 @@ def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | No
     length = min(training.max_length, longest or training.max_length)
     packing = plan_packing(training.packing, training.batch_size, training.grad_accum, length)
 
-    def estimate(checkpointing: bool) -> Estimate:
+    def estimate(checkpointing: bool, every: int = 1) -> Estimate:
         return estimate_training(
             facts, r=lora.r, targets=list(lora.target_modules), use_dora=lora.use_dora, dropout=lora.dropout,
             batch_size=packing.micro_batch, max_length=length, gradient_checkpointing=checkpointing,
-            device=device, dtype=dtype or project.model.dtype)
+            device=device, dtype=dtype or project.model.dtype, checkpoint_every=every)
 
     without = estimate(False)
     checkpointing, reason = plan_checkpointing(training.gradient_checkpointing, without.total / 2**20, free_mb)
-    chosen = estimate(True) if checkpointing else without
-    return replace(chosen, checkpointing=checkpointing, checkpointing_reason=reason, packing=packing)
+    every = 1
+    if checkpointing:
+        every, partial = plan_partial(training.gradient_checkpointing,
+                                      {n: estimate(True, n).total / 2**20 for n in PARTIAL_EVERY}, free_mb,
+                                      partial_checkpointing_supported())
+        reason += partial
+    chosen = estimate(True, every) if checkpointing else without
+    return replace(chosen, checkpointing=checkpointing, checkpointing_reason=reason, checkpoint_every=every,
+                   packing=packing)

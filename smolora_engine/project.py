@@ -184,8 +184,9 @@ class TrainingSettings:
         "system prompt) once, and each sample reads that copy: the same loss and gradients from fewer tokens; "
         "auto shares them where the attention allows (per-sample sdpa).", choices=("auto", "off"))
     gradient_checkpointing: str = setting(
-        "auto", "Recompute activations in the backward pass: much less memory, about 30 % slower on CPU; "
-        "auto turns it on only when a step would not fit comfortably in free memory without it.",
+        "auto", "Recompute activations in the backward pass: much less memory, 20-40 % slower on CPU; "
+        "auto turns it on only when a step would not fit comfortably in free memory without it, and then "
+        "only on every 4th, 3rd or 2nd layer where that is enough.",
         choices=("auto", "on", "off"))
     eval_steps: int = setting(50, "Evaluate every this many steps when there is an eval split (0: only at the end).",
                               non_negative_int)

@@ -57,3 +57,15 @@ def test_a_folder_without_a_readable_config_is_refused_with_its_path(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}")
     with pytest.raises(FactsError, match="not a safetensors file"):
         read_facts(tmp_path)
+
+
+def test_checkpointing_every_nth_layer_keeps_more_than_every_layer_and_less_than_none(tiny_model_dir):
+    import dataclasses
+
+    facts = dataclasses.replace(read_facts(tiny_model_dir), layers=12)
+    base = dict(r=8, targets=["all-linear"], use_dora=False, dropout=0.0, batch_size=1, max_length=256,
+                gradient_checkpointing=True, device="cpu", dtype="float32")
+    every = [estimate_training(facts, **base, checkpoint_every=n).activations for n in (1, 2, 3, 4)]
+    assert every == sorted(every) and len(set(every)) == 4
+    assert every[-1] < estimate_training(facts, **{**base, "gradient_checkpointing": False}).activations
+    assert every[0] == estimate_training(facts, **base).activations  # every layer, as before

@@ -13,7 +13,13 @@ import torch
 from smolora_engine import precision
 from smolora_engine.project import Project
 from smolora_engine.project_load import project_from_dict
-from smolora_engine.training.recipe import PACK_TOKENS, plan_checkpointing, plan_packing
+from smolora_engine.training.recipe import (
+    PACK_TOKENS,
+    checkpointing_label,
+    plan_checkpointing,
+    plan_packing,
+    plan_partial,
+)
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager", "sdpa_segments"])
@@ -128,6 +134,63 @@ def test_the_estimate_follows_the_recipe(tiny_model_dir):
     assert roomy.packing.packed and roomy.packing.micro_batch == 8
     project.training.packing = "off"
     assert estimate_for(facts, project, "cpu", longest=100, free_mb=100_000).activations < roomy.activations
+
+
+def test_auto_checkpoints_only_every_nth_layer_where_that_is_enough():
+    need = {4: 9000, 3: 7000, 2: 5000}  # MB a step needs, checkpointing every n-th layer
+    every, why = plan_partial("auto", need, available_mb=20000)
+    assert every == 4 and why == "; every 4th layer is enough (about 8.8 GiB) and recomputes less"
+    assert plan_partial("auto", need, 16000)[0] == 3  # every 4th layer's 9,000 MB is more than half
+    assert plan_partial("auto", need, 10000)[0] == 2
+    assert plan_partial("auto", need, 9000) == (1, "")  # none is enough: every layer
+    assert plan_partial("on", need, 100_000) == (1, "")  # as set
+    assert plan_partial("auto", need, None) == (1, "")  # the free memory unknown: the safe choice
+    assert plan_partial("auto", need, 100_000, supported=False) == (1, "")  # transformers before 5.25
+    assert [checkpointing_label(True, n) for n in (1, 2, 3, 4)] == [
+        "on", "on every 2nd layer", "on every 3rd layer", "on every 4th layer"]
+    assert checkpointing_label(False, 2) == "off"
+
+
+def test_less_free_memory_checkpoints_more_layers(tiny_model_dir):
+    """As the memory free shrinks, auto goes from off through every 4th, 3rd and 2nd layer to every layer,
+    and the step's estimate falls with each."""
+    import dataclasses
+
+    from smolora_engine.estimate import estimate_for, read_facts
+
+    # a model whose activations outweigh its weights and logits, as at long lengths
+    facts = dataclasses.replace(read_facts(tiny_model_dir), layers=24, hidden=1024, intermediate=4096)
+    project = Project(name="e")
+    roomy_mb = estimate_for(facts, project, "cpu", longest=300, free_mb=10**7).total / 2**20
+    chosen = []
+    for step in range(200):
+        estimate = estimate_for(facts, project, "cpu", longest=300, free_mb=2.2 * roomy_mb * 0.99**step)
+        label = checkpointing_label(estimate.checkpointing, estimate.checkpoint_every)
+        if not chosen or chosen[-1][0] != label:
+            chosen.append((label, estimate.total, estimate.checkpointing_reason))
+    labels = [label for label, _total, _why in chosen]
+    assert labels == ["off", "on every 4th layer", "on every 3rd layer", "on every 2nd layer", "on"], labels
+    totals = [total for _label, total, _why in chosen]
+    assert totals == sorted(totals, reverse=True)
+    assert "every 2nd layer is enough" in chosen[3][2] and "is enough" not in chosen[4][2]
+
+
+def test_the_trainer_checkpoints_the_layers_the_recipe_names(tiny_model_dir, tmp_path):
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM
+
+    from smolora_engine.training.recipe import Packing, Recipe
+    from tests.helpers import recipe_trainer
+
+    for every, expected in ((1, [True, True, True, True]), (2, [True, False, True, False])):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, num_hidden_layers=4)
+        recipe = Recipe("float32", "test", Packing(False, 1, 1, "test"), True, "test", checkpoint_every=every)
+        recipe_trainer(model, recipe, tmp_path / str(every), tiny_model_dir).train()  # train() turns it on
+        assert [layer.gradient_checkpointing for layer in model.model.layers] == expected
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    recipe_trainer(model, dataclasses.replace(recipe, checkpointing=False), tmp_path / "off", tiny_model_dir).train()
+    assert not any(layer.gradient_checkpointing for layer in model.model.layers)
 
 
 def test_on_off_settings_read_the_true_and_false_they_used_to_be():

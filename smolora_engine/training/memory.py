@@ -72,9 +72,10 @@ def memory_advice(project: Project, recipe=None) -> str:
     """Which settings to lower when training does not fit, most effective first."""
     t = project.training
     advice = []
-    checkpointing = recipe.checkpointing if recipe is not None else t.gradient_checkpointing == "on"
-    if not checkpointing:
-        advice.append("set training.gradient_checkpointing = \"on\"")
+    every_layer = (recipe.checkpointing and recipe.checkpoint_every == 1 if recipe is not None
+                   else t.gradient_checkpointing == "on")
+    if not every_layer:
+        advice.append("set training.gradient_checkpointing = \"on\" (every layer)")
     if recipe is not None and recipe.packing.packed and recipe.packing.micro_batch > t.batch_size:
         advice.append(f"set training.packing = \"off\" (a pass then holds {t.batch_size} sample(s), "
                       f"not {recipe.packing.micro_batch})")

@@ -111,6 +111,8 @@ def training_args(project: Project, folder: Path, device: str, recipe, has_eval:
     # transformers 5.23 renamed gradient_checkpointing (the old name still works, with a FutureWarning).
     renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
     checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": recipe.checkpointing}
+    if recipe.checkpointing and recipe.checkpoint_every > 1:  # only every n-th layer (planned where supported)
+        checkpointing["activation_checkpointing_kwargs"] = {"every_n_layers": recipe.checkpoint_every}
     return SFTConfig(
         output_dir=str(folder / "checkpoints"),
         per_device_train_batch_size=packing.micro_batch,

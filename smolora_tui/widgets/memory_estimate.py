@@ -6,6 +6,7 @@ from textual import work
 from textual.widgets import Static
 
 from smolora_engine.estimate import GIB, FactsError, estimate_for, gib, targets_problem
+from smolora_engine.training.recipe import checkpointing_label
 
 
 def recipe_line(estimate, project, machine, for_data: bool = False) -> str:
@@ -20,7 +21,8 @@ def recipe_line(estimate, project, machine, for_data: bool = False) -> str:
     packing = estimate.packing
     packed = (f"packing {packing.micro_batch} samples per row" if packing.packed
               else f"no packing ({packing.reason})")
-    checkpointing = f"checkpointing {'on' if estimate.checkpointing else 'off'} ({estimate.checkpointing_reason})"
+    checkpointing = (f"checkpointing {checkpointing_label(estimate.checkpointing, estimate.checkpoint_every)} "
+                     f"({estimate.checkpointing_reason})")
     return f"recipe {'for this data' if for_data else 'at max_length'}: {estimate.dtype} ({dtype_why}) · {packed} · {checkpointing}"
 
 
@@ -75,11 +77,12 @@ class MemoryEstimate(Static):
         # The recipe a run on the checked data would get (its packing follows the samples' lengths).
         for_data = (estimate_here(facts, project, machine, longest)
                     if longest is not None and longest < project.training.max_length else None)
+        every_layer = estimate.checkpointing and estimate.checkpoint_every == 1
         problem = targets_problem(facts.linear, list(project.lora.target_modules), project.model.base)
         self.update(f"memory to train ≈ {gib(estimate.total)} of {gib(machine.memory_total)} {memory} "
                     f"({estimate.device}, {estimate.dtype}; {estimate.adapter_params / 1e6:.2f} M adapter parameters)"
                     + (f"  —  too much: lower max_length or batch_size"
-                       f"{'' if estimate.checkpointing else ', or turn gradient_checkpointing on'}"
+                       f"{'' if every_layer else ', or turn gradient_checkpointing on'}"
                        if share > 1 else "")
                     + f"\n{parts} GiB" + self._for_this_data(for_data, longest)
                     + f"\n{recipe_line(for_data or estimate, project, machine, for_data is not None)}"
