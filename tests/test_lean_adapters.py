@@ -119,7 +119,10 @@ def test_lean_adapters_under_gradient_checkpointing(reentrant):
     plain, lean, ids = _tiny_pair()
     for model in (plain, lean):
         model.train()
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.23's name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
         model.enable_input_require_grads()
         model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
     plain_grads, lean_grads = _grads(plain), _grads(lean)
