@@ -182,6 +182,14 @@ def _lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+HALF_DTYPES = ("bfloat16", "float16")
+
+
+def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Where a model's loading reports what it does: `progress`, or else stderr."""
+    return progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
 def ensure_model(spec: str, progress: Callable[[str], None] | None = None, dtype: str = "float32") -> Path:
     """Return a loadable Hugging Face model folder for `spec`, converting the embedded GGUF once. For the
     embedded model in a half dtype (`dtype`), the folder of its copy in that dtype (made once)."""
@@ -191,12 +199,9 @@ def ensure_model(spec: str, progress: Callable[[str], None] | None = None, dtype
         try:
             return half_precision_copy(folder, dtype)
         except OSError as error:  # no room for the copy, or a read-only cache: cast while loading, as before
-            say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-            say(f"could not keep a {dtype} copy of {spec} ({error}): casting its float32 weights while loading")
+            _say(progress)(f"could not keep a {dtype} copy of {spec} ({error}): casting its float32 weights "
+                           "while loading")
     return folder
-
-
-HALF_DTYPES = ("bfloat16", "float16")
 
 
 def _converted(source: ModelSource, progress: Callable[[str], None] | None) -> Path:
@@ -208,7 +213,7 @@ def _converted(source: ModelSource, progress: Callable[[str], None] | None) -> P
             return source.path
         # Said even where the caller asked for no progress: transformers' own bar for it comes regardless,
         # and a first command (`smolora data check`) should say why it waits.
-        say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        say = _say(progress)
         say(f"converting {source.gguf.name} to safetensors (once, about 20 s)")
         started = time.monotonic()
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -258,8 +263,6 @@ def half_precision_copy(folder: Path, dtype: str) -> Path:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from .device import torch_dtype
-
     with _lock(copy.parent / f".{copy.name}.lock"):
         if ready():  # another process made it while we waited
             return copy
@@ -270,11 +273,9 @@ def half_precision_copy(folder: Path, dtype: str) -> Path:
             for path in folder.iterdir():
                 if path.suffix == ".safetensors":
                     with safe_open(str(path), framework="pt") as weights:
-                        tensors = {name: weights.get_tensor(name) for name in weights.keys()}
-                        # floating-point weights cast; integer buffers (if any) as they are
-                        save_file({name: t.to(torch_dtype(dtype)) if t.is_floating_point() else t
-                                   for name, t in tensors.items()}, str(tmp / path.name), metadata=weights.metadata())
-                    del tensors
+                        # floating-point weights cast one at a time; integer buffers (if any) as they are
+                        save_file({name: _cast(weights.get_tensor(name), dtype) for name in weights.keys()},
+                                  str(tmp / path.name), metadata=weights.metadata())
                 elif path.is_file() and path.name != _MARKER:
                     shutil.copy2(path, tmp / path.name)
             config = json.loads((tmp / "config.json").read_text())
@@ -289,6 +290,12 @@ def half_precision_copy(folder: Path, dtype: str) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
             raise
     return copy
+
+
+def _cast(tensor, dtype: str):
+    from .device import torch_dtype
+
+    return tensor.to(torch_dtype(dtype)) if tensor.is_floating_point() else tensor
 
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False):

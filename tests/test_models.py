@@ -83,17 +83,25 @@ def _load(folder, dtype):
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
 
 
+def _converted_tiny(tiny_model_dir, tmp_path, marker: dict):
+    """A tiny model folder as the embedded model's conversion leaves it: the weights and a source marker."""
+    import json
+    import shutil
+
+    folder = tmp_path / "converted"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "smolora-source.json").write_text(json.dumps(marker))
+    return folder
+
+
 def test_a_half_precision_copy_holds_the_weights_a_cast_load_gives_and_follows_its_source(tiny_model_dir, tmp_path):
     """The bf16 copy of a converted model loads the very weights `from_pretrained(dtype=bf16)` casts from
     the float32 folder; it is made once, and made again when the float32 folder is converted anew."""
     import json
-    import shutil
 
     import torch
 
-    folder = tmp_path / "converted"
-    shutil.copytree(tiny_model_dir, folder)
-    (folder / "smolora-source.json").write_text(json.dumps({"alias": "tiny", "gguf_size": 1}))
+    folder = _converted_tiny(tiny_model_dir, tmp_path, {"alias": "tiny", "gguf_size": 1})
     copy = models.half_precision_copy(folder, "bfloat16")
     assert copy == tmp_path / "converted.bfloat16" and (copy / "tokenizer.json").is_file()
     assert json.loads((copy / "config.json").read_text())["dtype"] == "bfloat16"
@@ -139,14 +147,9 @@ def _no_room(*_args, **_kwargs):
 
 
 def test_a_copy_that_cannot_be_written_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeypatch):
-    import json
-    import shutil
-
     import safetensors.torch
 
-    folder = tmp_path / "converted"
-    shutil.copytree(tiny_model_dir, folder)
-    (folder / "smolora-source.json").write_text(json.dumps({"alias": "tiny"}))
+    folder = _converted_tiny(tiny_model_dir, tmp_path, {"alias": "tiny"})
     monkeypatch.setattr(safetensors.torch, "save_file", _no_room)
     with pytest.raises(OSError, match="No space left"):
         models.half_precision_copy(folder, "bfloat16")

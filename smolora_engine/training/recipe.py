@@ -28,6 +28,7 @@ Light: no torch at import (the settings screen uses the planning functions).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..data.prefix import MIN_SHARED
@@ -160,9 +161,10 @@ def checkpointing_label(checkpointing: bool, every: int = 1) -> str:
     return f"on every {every}{'nd' if every == 2 else 'rd' if every == 3 else 'th'} layer"
 
 
+@functools.cache
 def partial_checkpointing_supported() -> bool:
     """Whether transformers' Trainer can checkpoint only every n-th layer (`every_n_layers` of
-    activation_checkpointing_kwargs, there in 5.25)."""
+    activation_checkpointing_kwargs, there in 5.25). Read once: the settings screen estimates at every key."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
