@@ -27,7 +27,7 @@ from pathlib import Path
 from .fsutil import atomic_write_text
 from .paths import cache_dir
 
-PROBE_VERSION = 2
+PROBE_VERSION = 3  # 3: the probe's bf16 adapters compute in bf16, as training's do (lean_adapters.py)
 BUSY_SHARE = 1 / 3  # other programs using more of the CPUs than this while the probe ran: not kept
 LOSS_TOLERANCE = 0.02  # bf16's loss after the same tokens may be at most 2 % above float32's
 MIN_SPEEDUP = 1.10  # and it must be clearly faster, not faster by noise
@@ -247,11 +247,14 @@ def _train_probe(device: str, dtype: str, steps: int, give_up_s: float | None = 
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from .training.lean_adapters import lean_adapters
+
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=2, num_attention_heads=9,
                          num_key_value_heads=3, vocab_size=8192, max_position_embeddings=1024, tie_word_embeddings=True)
     model = LlamaForCausalLM(config).to(getattr(torch, dtype)).to(device)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    lean_adapters(model)  # the adapters as training has them in this dtype (bf16 products with bf16 weights)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     generator = torch.Generator().manual_seed(0)

@@ -88,7 +88,8 @@ class ModelSettings:
         choices=("auto", "cuda", "mps", "cpu"),
     )
     dtype: str = setting(
-        "auto", "Precision of the frozen weights and their compute (the adapter stays float32): auto is "
+        "auto", "Precision of the frozen weights and their compute (the adapter's weights and optimizer state "
+        "stay float32; in bfloat16 its products run in bfloat16, as torch.autocast computes them): auto is "
         "bfloat16 where a probe of this machine shows it trains faster at the same loss, float32 otherwise.",
         choices=("auto", "float32", "bfloat16", "float16"),
     )
