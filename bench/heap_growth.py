@@ -11,7 +11,7 @@ of the run (MB per step), and tokens/s, with the padded run's ratios to the unpa
 
 Linux (glibc) only: elsewhere malloc's figures are not there to read.
 
-Usage: python bench/heap_growth.py [--pairs 1] [--steps 16]
+Usage: python bench/heap_growth.py [--pairs 1] [--steps 16] [--unpacked]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def heap_mb() -> tuple[float, float]:
     return (info.arena + info.hblkhd) / 2**20, (info.uordblks + info.hblkhd) / 2**20
 
 
-def worker(mode: str, steps: int, out: Path) -> None:
+def worker(mode: str, steps: int, out: Path, unpacked: bool = False) -> None:
     import dataclasses
 
     import psutil
@@ -84,6 +84,8 @@ def worker(mode: str, steps: int, out: Path) -> None:
         project = Project(name="heap")
         project.data.path, project.data.eval_ratio = str(train_file), 0
         project.training.max_steps = steps
+        if unpacked:  # a batch of one sample per pass, as samples too long to pair are fed
+            project.training.packing = "off"
         peft_model, tokenizer, dataset, plan, args = smolora_run(project, folder, adjust)
         process, marks = psutil.Process(), []
 
@@ -114,11 +116,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--steps", type=int, default=16, help="optimizer steps of 8 samples per run")
+    parser.add_argument("--unpacked", action="store_true",
+                        help="packing off: each pass one sample, padded to a multiple of 32 or not")
     parser.add_argument("--worker", choices=MODES)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, args.out)
+        worker(args.worker, args.steps, args.out, args.unpacked)
         return
     if not sys.platform.startswith("linux"):
         raise SystemExit("heap_growth reads glibc's malloc figures: Linux only")
@@ -131,7 +135,7 @@ def main() -> None:
             for mode in MODES:
                 out = Path(folder) / "run.json"
                 subprocess.run([sys.executable, __file__, "--worker", mode, "--steps", str(args.steps),
-                                "--out", str(out)], check=True)
+                                "--out", str(out), *(["--unpacked"] if args.unpacked else [])], check=True)
                 run = json.loads(out.read_text())
                 if pair == 1 and mode == MODES[1]:
                     print(f"recipe: {run['recipe']}")

@@ -1,6 +1,6 @@
-"""Packed rows padded to a multiple of 32 tokens (training/row_padding.py): the padding is a segment of its
-own at the end of the row, changes neither the loss nor any gradient, is not counted as the data's tokens,
-and is planned for packed rows on a CPU only."""
+"""Rows padded to a multiple of 32 tokens (training/row_padding.py): in a packed row the padding is a
+segment of its own at the end, in an unpacked batch pad columns after the last; it changes neither the
+loss nor any gradient, is not counted as the data's tokens, and is planned on a CPU only."""
 
 from __future__ import annotations
 
@@ -46,13 +46,64 @@ def test_a_row_ends_with_a_padding_segment_of_its_own():
     data_tokens = sum(len(s["input_ids"]) for s in samples)
     assert computed_tokens(row) + tokens_saved(row) == data_tokens
     assert computed_tokens(plain) + tokens_saved(plain) == data_tokens
-    # a row already a multiple of 32 long, and a padded batch (its mask says what counts), stay as they are
+    # a row already a multiple of 32 long stays as it is
     exact = RowPadding(_padding_free(), 32, 7)([{"input_ids": list(range(3, 35)), "labels": list(range(3, 35))}])
     assert exact["input_ids"].shape == (1, 32) and "row_padding" not in exact
+
+
+def test_an_unpacked_batch_gets_pad_columns_its_mask_reads_as_the_collator_s_own():
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+    samples = prefixed_samples(500, 12, [(20, 14), (31, 16), (15, 13)])
+    # rows of different lengths: the collator pads with zeros in the mask, and so does the row padding
     batch = RowPadding(DataCollatorForLanguageModeling(pad_token_id=0), 32, 7)(samples)
-    assert batch["input_ids"].shape == (3, 31) and computed_tokens(batch) == 66
+    assert batch["input_ids"].shape == (3, 32) and batch["row_padding"] == 0
+    assert batch["attention_mask"][:, 31:].tolist() == [[0]] * 3 and batch["labels"][:, 31:].tolist() == [[IGNORED]] * 3
+    assert computed_tokens(batch) == 66
+    # one row, its mask all ones: the pad columns take ones (attention keeps its causal path) and are not counted
+    one = RowPadding(DataCollatorForLanguageModeling(pad_token_id=0), 32, 7)(samples[1:2])
+    assert one["input_ids"].shape == (1, 32) and one["row_padding"] == 1
+    assert one["input_ids"][0, 31:].tolist() == [7] and one["attention_mask"].all()
+    assert computed_tokens(one) == 31
+    # never past the run's max_length: a 31-token row with max_length 31 stays as it is
+    capped = RowPadding(DataCollatorForLanguageModeling(pad_token_id=0), 32, 7, max_length=31)(samples[1:2])
+    assert capped["input_ids"].shape == (1, 31) and "row_padding" not in capped
+
+
+def test_unpacked_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_path):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    torch.manual_seed(0)
+    model = lora_model(tiny_model_dir)
+    packing = plan_packing("off", 1, 1, 50)
+    recipe = Recipe("float32", "test", packing, False, "test", None, "", 0, "", *plan_row_padding(packing, "cpu"))
+    assert recipe.row_multiple == ROW_MULTIPLE
+    trainer = recipe_trainer(model, recipe, tmp_path, tiny_model_dir)
+    sample = prefixed_samples(model.config.vocab_size, 16, [(40, 20)])
+    trained = sum(1 for label in sample[0]["labels"][1:] if label != IGNORED)
+    inner = DataCollatorForLanguageModeling(pad_token_id=0)
+    plain, padded = inner(sample), RowPadding(inner, ROW_MULTIPLE, 5)(sample)
+    assert padded["input_ids"].shape[1] == 64 > plain["input_ids"].shape[1] == 40 and padded["row_padding"] == 24
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        trainer.tokens_seen = 0
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=trained)
+        loss.backward()
+        return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain_loss, plain_grads = loss_and_grads(plain)
+    padded_loss, padded_grads = loss_and_grads(padded)
+    assert trainer.tokens_seen == len(sample[0]["input_ids"])  # the data's, not the padding
+    assert math.isclose(padded_loss, plain_loss, rel_tol=1e-6)
+    assert padded_grads.keys() == plain_grads.keys() and len(padded_grads) > 0
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    # and the check can fail: the pad tokens given labels move the loss
+    labelled = dict(padded)
+    labelled["labels"] = padded["labels"].clone()
+    labelled["labels"][0, -8:] = 5
+    assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
 
 
 @pytest.mark.parametrize("attention, shared", [(SEGMENTS, 12), (SEGMENTS, 0), ("sdpa", 0)],
@@ -92,11 +143,13 @@ def test_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_pat
     assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
 
 
-def test_rows_are_padded_only_when_packed_on_a_cpu():
+def test_rows_are_padded_on_a_cpu_packed_or_not():
     packed, unpacked = plan_packing("on", 1, 8, 56), plan_packing("off", 1, 8, 56)
     assert plan_row_padding(packed, "cpu")[0] == ROW_MULTIPLE
     assert plan_row_padding(packed, "cuda") == (1, "")  # the caching allocator there: unmeasured
-    assert plan_row_padding(unpacked, "cpu") == (1, "")
+    assert plan_row_padding(unpacked, "cpu")[0] == ROW_MULTIPLE
+    assert plan_row_padding(unpacked, "cpu")[1].startswith("each batch padded")
+    assert plan_row_padding(unpacked, "cuda") == (1, "")
     padded = Recipe("bfloat16", "test", packed, False, "test", SEGMENTS, "test", 0, "",
                     *plan_row_padding(packed, "cpu"))
     assert any(line.startswith("row padding: each row padded to a multiple of 32") for line in padded.lines())
