@@ -29,6 +29,30 @@ def _padding_free():
     return DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
 
 
+def _assert_padding_changes_nothing(trainer, model, plain: dict, padded: dict, trained: int, data_tokens: int):
+    """The padded batch gives the plain one's loss and gradients, counts the data's tokens only, and the
+    check can fail: the same padding with labels moves the loss."""
+    def loss_and_grads(batch):
+        model.zero_grad()
+        trainer.tokens_seen = 0
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=trained)
+        loss.backward()
+        return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain_loss, plain_grads = loss_and_grads(plain)
+    padded_loss, padded_grads = loss_and_grads(padded)
+    assert trainer.tokens_seen == data_tokens  # the data's, not the padding
+    assert math.isclose(padded_loss, plain_loss, rel_tol=1e-6)
+    assert padded_grads.keys() == plain_grads.keys() and len(padded_grads) > 0
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    pad = padded["input_ids"].shape[1] - plain["input_ids"].shape[1]
+    labelled = dict(padded)
+    labelled["labels"] = padded["labels"].clone()
+    labelled["labels"][0, -pad + 1:] = 5
+    assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
+
+
 def test_a_row_ends_with_a_padding_segment_of_its_own():
     samples = prefixed_samples(500, 12, [(20, 14), (31, 16), (15, 13)])
     plain = SharedPrefixCollator(_padding_free())(samples)  # 20 + 19 + 3 = 42 tokens
@@ -85,25 +109,7 @@ def test_unpacked_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir
     plain, padded = inner(sample), RowPadding(inner, ROW_MULTIPLE, 5)(sample)
     assert padded["input_ids"].shape[1] == 64 > plain["input_ids"].shape[1] == 40 and padded["row_padding"] == 24
 
-    def loss_and_grads(batch):
-        model.zero_grad()
-        trainer.tokens_seen = 0
-        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=trained)
-        loss.backward()
-        return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-
-    plain_loss, plain_grads = loss_and_grads(plain)
-    padded_loss, padded_grads = loss_and_grads(padded)
-    assert trainer.tokens_seen == len(sample[0]["input_ids"])  # the data's, not the padding
-    assert math.isclose(padded_loss, plain_loss, rel_tol=1e-6)
-    assert padded_grads.keys() == plain_grads.keys() and len(padded_grads) > 0
-    for name, grad in padded_grads.items():
-        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
-    # and the check can fail: the pad tokens given labels move the loss
-    labelled = dict(padded)
-    labelled["labels"] = padded["labels"].clone()
-    labelled["labels"][0, -8:] = 5
-    assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
+    _assert_padding_changes_nothing(trainer, model, plain, padded, trained, len(sample[0]["input_ids"]))
 
 
 @pytest.mark.parametrize("attention, shared", [(SEGMENTS, 12), (SEGMENTS, 0), ("sdpa", 0)],
@@ -122,25 +128,7 @@ def test_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_pat
     plain, padded = inner(samples), RowPadding(inner, ROW_MULTIPLE, 5)(samples)
     assert padded["row_padding"] > 0 and padded["input_ids"].shape[1] % ROW_MULTIPLE == 0
 
-    def loss_and_grads(batch):
-        model.zero_grad()
-        trainer.tokens_seen = 0
-        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=trained)
-        loss.backward()
-        return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-
-    plain_loss, plain_grads = loss_and_grads(plain)
-    padded_loss, padded_grads = loss_and_grads(padded)
-    assert trainer.tokens_seen == sum(len(s["input_ids"]) for s in samples)  # the data's, not the padding
-    assert math.isclose(padded_loss, plain_loss, rel_tol=1e-6)
-    assert padded_grads.keys() == plain_grads.keys() and len(padded_grads) > 0
-    for name, grad in padded_grads.items():
-        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-5, atol=1e-7, msg=name)
-    # and the check can fail: the same padding with labels moves the loss
-    labelled = dict(padded)
-    labelled["labels"] = padded["labels"].clone()
-    labelled["labels"][0, -padded["row_padding"] + 1:] = 5
-    assert not math.isclose(loss_and_grads(labelled)[0], plain_loss, rel_tol=1e-3)
+    _assert_padding_changes_nothing(trainer, model, plain, padded, trained, sum(len(s["input_ids"]) for s in samples))
 
 
 def test_rows_are_padded_on_a_cpu_packed_or_not():
