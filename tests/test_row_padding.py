@@ -92,6 +92,13 @@ def test_an_unpacked_batch_gets_pad_columns_its_mask_reads_as_the_collator_s_own
     # never past the run's max_length: a 31-token row with max_length 31 stays as it is
     capped = RowPadding(DataCollatorForLanguageModeling(pad_token_id=0), 32, 7, max_length=31)(samples[1:2])
     assert capped["input_ids"].shape == (1, 31) and "row_padding" not in capped
+    # a per-token key it does not know (a multimodal collator's token types): the batch as it came
+
+    def typed(examples):
+        batch = DataCollatorForLanguageModeling(pad_token_id=0)(examples)
+        return {**batch, "token_type_ids": torch.zeros_like(batch["input_ids"])}
+
+    assert RowPadding(typed, 32, 7)(samples[1:2])["input_ids"].shape == (1, 31)
 
 
 def test_unpacked_padding_changes_neither_the_loss_nor_a_gradient(tiny_model_dir, tmp_path):

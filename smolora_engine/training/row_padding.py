@@ -16,7 +16,8 @@ of one sample each) gets pad tokens after its last column, with no labels: a cau
 never read later positions, so its outputs are unchanged. Where the batch's attention mask is all
 ones (or absent) the pad tokens take ones too, so attention keeps its causal fast path; otherwise
 zeros, as the collator's own padding. An unpacked row is padded only up to the run's max_length,
-so no position goes past what the data could reach. Having no labels, the padding adds nothing to
+so no position goes past what the data could reach, and a batch with a per-token key other than
+ids, labels, mask and positions (a multimodal collator's token types) is left as it came. Having no labels, the padding adds nothing to
 the loss or the gradients, and a run's token counts (tokens/s) are the data's, without it.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 ROW_MULTIPLE = 32  # at most 32 row lengths up to 1,024 tokens; at most 31 pad tokens (about 6 % of a
 # 500-token row, 11 % of the demo's ~270-token rows, in the matmuls; attention on them is a few 31-token squares)
+UNPACKED_KEYS = ("input_ids", "labels", "attention_mask", "position_ids")  # the per-token keys extended
 PADDING = "row_padding"  # the batch key: the pad tokens that end its rows and that its mask (or, without
 # one, its shape) counts as tokens
 
@@ -53,8 +55,9 @@ class RowPadding:
         extra = -length % self.multiple
         if self.max_length:
             extra = min(extra, max(self.max_length - length, 0))
-        if not extra:
-            return batch
+        if not extra or any(key not in UNPACKED_KEYS and isinstance(value, torch.Tensor)
+                            and tuple(value.shape[:2]) == (rows, length) for key, value in batch.items()):
+            return batch  # (a per-token key this padding does not know how to extend: the batch as it came)
         mask = batch.get("attention_mask")
         counted = mask is None or bool(mask.all())  # the fast causal path stays; else as the collator pads
 
