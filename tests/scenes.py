@@ -30,6 +30,8 @@ def tables_measured(app) -> bool:
     from textual.widgets import DataTable
 
     for table in app.screen.query(DataTable):
+        if table._require_update_dimensions or table._new_rows or table._updated_cells:
+            return False  # rows or cells added since it was last idle: their widths are not measured yet
         for column in table.ordered_columns:
             widest = max((cell_len(str(value)) for value in table.get_column(column.key)), default=0)
             if column.auto_width and column.content_width < widest:

@@ -67,10 +67,13 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
         if predicate is not None:
             await wait_for(pilot, lambda: predicate(pilot.app), timeout)
         await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
-        await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
-        for table in pilot.app.screen.query(DataTable):  # measured columns drawn, not the lines cached before
-            table.refresh()
-        await pilot.pause()
+        while True:  # until no table was filled again while its measured columns were being drawn
+            await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
+            for table in pilot.app.screen.query(DataTable):  # measured columns drawn, not the lines cached before
+                table.refresh()
+            await pilot.pause(0.3)
+            if scenes.tables_measured(pilot.app):
+                break
         for editor in pilot.app.screen.query(Input):
             editor.cursor_blink = False
         for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
