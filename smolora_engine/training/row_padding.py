@@ -17,8 +17,9 @@ never read later positions, so its outputs are unchanged. Where the batch's atte
 ones (or absent) the pad tokens take ones too, so attention keeps its causal fast path; otherwise
 zeros, as the collator's own padding. An unpacked row is padded only up to the run's max_length,
 so no position goes past what the data could reach, and a batch with a per-token key other than
-ids, labels, mask and positions (a multimodal collator's token types) is left as it came. Having no labels, the padding adds nothing to
-the loss or the gradients, and a run's token counts (tokens/s) are the data's, without it.
+ids, labels, mask and positions (a multimodal collator's token types) is left as it came. Having
+no labels, the padding adds nothing to the loss or the gradients, and a run's token counts
+(tokens/s) are the data's, without it.
 """
 
 from __future__ import annotations
@@ -61,19 +62,12 @@ class RowPadding:
         mask = batch.get("attention_mask")
         counted = mask is None or bool(mask.all())  # the fast causal path stays; else as the collator pads
 
-        def grown(key: str, value) -> None:
+        for key, value in (("input_ids", self.pad_token_id), ("labels", -100), ("attention_mask", int(counted))):
             if key in batch:
-                column = batch[key]
-                batch[key] = torch.cat([column, torch.full((rows, extra), value, dtype=column.dtype,
-                                                           device=column.device)], dim=1)
-
-        grown("input_ids", self.pad_token_id)
-        grown("labels", -100)
-        grown("attention_mask", 1 if counted else 0)
+                batch[key] = _extended(batch[key], torch.full((extra,), value))
         if "position_ids" in batch:
             positions = batch["position_ids"]
-            batch["position_ids"] = torch.cat([positions, positions[:, -1:] + torch.arange(
-                1, extra + 1, dtype=positions.dtype, device=positions.device)], dim=1)
+            batch["position_ids"] = _extended(positions, positions[:, -1:] + torch.arange(1, extra + 1))
         batch[PADDING] = rows * extra if counted else 0
         return batch
 
@@ -86,15 +80,11 @@ class RowPadding:
         if not extra:
             return batch
 
-        def grown(key: str, tail: torch.Tensor) -> torch.Tensor:
-            row = batch[key]
-            return torch.cat([row, tail.to(device=row.device, dtype=row.dtype)[None]], dim=1)
-
-        batch["input_ids"] = grown("input_ids", torch.full((extra,), self.pad_token_id))
-        batch["labels"] = grown("labels", torch.full((extra,), -100))
-        batch["position_ids"] = grown("position_ids", torch.arange(extra))
+        batch["input_ids"] = _extended(batch["input_ids"], torch.full((extra,), self.pad_token_id))
+        batch["labels"] = _extended(batch["labels"], torch.full((extra,), -100))
+        batch["position_ids"] = _extended(batch["position_ids"], torch.arange(extra))
         if "seq_idx" in batch:  # the sample each token belongs to (mamba-style kernels)
-            batch["seq_idx"] = grown("seq_idx", torch.full((extra,), int(batch["seq_idx"][0, -1]) + 1))
+            batch["seq_idx"] = _extended(batch["seq_idx"], torch.full((extra,), int(batch["seq_idx"][0, -1]) + 1))
         for key in ("cu_seq_lens_q", "cu_seq_lens_k"):
             bounds = batch[key]
             batch[key] = torch.cat([bounds, bounds.new_tensor([length + extra])])
@@ -103,6 +93,14 @@ class RowPadding:
                 batch[key] = max(int(batch[key]), extra)
         batch[PADDING] = extra
         return batch
+
+
+def _extended(column, tail):
+    """`column` (rows x length) with `tail` (its columns to add, or one row of them for every row) after it,
+    in the column's dtype and on its device."""
+    import torch
+
+    return torch.cat([column, tail.to(column).expand(column.shape[0], -1)], dim=1)
 
 
 def padding(batch: dict) -> int:
