@@ -8,8 +8,10 @@ liveness says running for as long as the app is shown.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -37,6 +39,14 @@ def tables_measured(app) -> bool:
             if column.auto_width and column.content_width < widest:
                 return False
     return True
+
+
+def svg_lines(svg: str) -> list[str]:
+    """The text of a snapshot's SVG, line by line (each line is drawn as runs of text at one height)."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, text in re.findall(r'<text[^>]*? x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg, re.S):
+        rows.setdefault(float(y), []).append((float(x), html.unescape(text)))
+    return ["".join(text for _, text in sorted(rows[y])).replace("\xa0", " ") for y in sorted(rows)]
 
 
 def real_events() -> list[ev.Event]:

@@ -7,12 +7,15 @@ with `pytest tests/test_tui_snapshots.py --snapshot-update`, then look at the di
 
 from __future__ import annotations
 
+import difflib
 import json
+import pickle
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from pytest_textual_snapshot import node_to_report_path
 from textual.widgets import DataTable, Input, RichLog, Select
 
 from smolora_engine import events as ev
@@ -33,6 +36,21 @@ def home(monkeypatch, shared_models) -> Path:
     (HOME / "cache").mkdir(exist_ok=True)
     (HOME / "cache" / "models").symlink_to(shared_models, target_is_directory=True)
     return HOME
+
+
+@pytest.fixture
+def snap_compare(snap_compare, request):
+    """The plugin's comparison, which on a mismatch also prints the lines of text that differ:
+    a CI log then shows what changed, without the HTML report."""
+    def compare(*args, **kwargs) -> bool:
+        same = snap_compare(*args, **kwargs)
+        if not same:
+            _, expected, actual, *_ = pickle.loads(node_to_report_path(request.node).read_bytes())
+            diff = difflib.unified_diff(scenes.svg_lines(expected), scenes.svg_lines(actual), "expected", "actual",
+                                        lineterm="")
+            print("\n".join(diff) or "the text is the same: the pictures differ in colour or style")
+        return same
+    return compare
 
 
 def still(project: str | None = None) -> SmoloraApp:
@@ -67,18 +85,23 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
         if predicate is not None:
             await wait_for(pilot, lambda: predicate(pilot.app), timeout)
         await pilot.pause(0.6)  # the dashboard redraws at 4 Hz
-        while True:  # until no table was filled again while its measured columns were being drawn
+        for editor in pilot.app.screen.query(Input):
+            editor.cursor_blink = False
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:  # until the picture stays the same: a busy machine delays any update past the predicate
             await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
             for table in pilot.app.screen.query(DataTable):  # measured columns drawn, not the lines cached before
                 table.refresh()
+            for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
+                log.scroll_end(animate=False, immediate=True)
             await pilot.pause(0.3)
-            if scenes.tables_measured(pilot.app):
+            picture = pilot.app.export_screenshot()
+            if picture == last and scenes.tables_measured(pilot.app):
                 break
-        for editor in pilot.app.screen.query(Input):
-            editor.cursor_blink = False
-        for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
-            log.scroll_end(animate=False, immediate=True)
-        await pilot.pause()
+            if time.monotonic() > deadline:
+                raise AssertionError("the picture did not settle")
+            last = picture
     return run_before
 
 
