@@ -72,6 +72,24 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_family_model(tmp_path_factory):
+    """A tiny random model of a family (tests/family_models.py), loaded in float32: a fresh copy each call."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tests.family_models import make_family_model
+
+    folders: dict[str, Path] = {}
+
+    def load(family: str):
+        if family not in folders:
+            folders[family] = make_family_model(tmp_path_factory.mktemp(family), family)
+        return AutoModelForCausalLM.from_pretrained(folders[family], dtype=torch.float32)
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def bpe_model(tmp_path_factory) -> Path:
     """A tiny random llama with a byte-level BPE tokenizer trained here (exportable to GGUF)."""
     from tests.helpers import make_tiny_model

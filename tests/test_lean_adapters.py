@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from smolora_engine.training.lean_adapters import lean_adapters
-from tests.family_models import make_family_model
 
 
 def _peft(base, dtype=torch.bfloat16, **settings):
@@ -59,21 +58,10 @@ def _grads(model) -> dict[str, torch.Tensor]:
     return {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.fixture(scope="module")
-def family_models(tmp_path_factory):
-    from transformers import AutoModelForCausalLM
-
-    def load(family):
-        folder = make_family_model(tmp_path_factory.mktemp(family), family)
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-
-    return load
-
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("family", ["mistral", "phi3"])  # separate q/k/v and gate/up; Phi's fused qkv and gate_up
-def test_lean_adapters_give_peft_s_loss_and_gradients_and_keep_less(family_models, family, dtype):
-    base = family_models(family)
+def test_lean_adapters_give_peft_s_loss_and_gradients_and_keep_less(load_family_model, family, dtype):
+    base = load_family_model(family)
     plain, lean = _peft(base, dtype), _peft(base, dtype)
     adapters = sum(len(m.lora_A) for m in lean.modules() if hasattr(m, "lora_variant"))
     assert lean_adapters(lean) == adapters > 0

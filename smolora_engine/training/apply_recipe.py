@@ -11,17 +11,27 @@ from .row_padding import pad_rows
 from .shared_prefix import share_prefixes
 
 
-def prepare_model(model, recipe: Recipe) -> int:
+def prepare_model(model, recipe: Recipe) -> list[str]:
     """Attention as the recipe chose it, adapters that keep their half-precision input once
-    (lean_adapters.py), and, without checkpointing, glibc told to keep freed memory between steps.
-    Returns how many adapters keep their input once (0 in float32)."""
+    (lean_adapters.py), and, without checkpointing, gated MLPs that keep their activation for the
+    backward pass no longer (lean_mlp.py) and glibc told to keep freed memory between steps.
+    Returns what was made lean, as lines for the run's log."""
     from .lean_adapters import lean_adapters  # torch at import: not for the CLI's light commands
+    from .lean_mlp import lean_mlps
 
     apply_attention(model, recipe)
+    lines = []
     lean = lean_adapters(model)
+    if lean:
+        lines.append(f"adapters: {lean} keep their {recipe.dtype} input once for the backward pass, not a float32 "
+                     "copy each")
     if not recipe.checkpointing:
+        mlps = lean_mlps(model)
+        if mlps:
+            lines.append(f"MLPs: {mlps} keep their gate and up projection for the backward pass, which computes the "
+                         "activation again")
         keep_freed_memory()
-    return lean
+    return lines
 
 
 def prepare_trainer(trainer, recipe: Recipe) -> None:

@@ -190,10 +190,8 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         recipe, estimate, available = plan_run(project, choice, longest, model.config, data.report.shared_prefix)
         for line in recipe.lines():
             emit(ev.Log(message=line))
-        lean = prepare_model(model, recipe)
-        if lean:
-            emit(ev.Log(message=f"adapters: {lean} keep their {recipe.dtype} input for the backward pass and make "
-                                "the float32 copy there, not one copy each in the forward pass"))
+        for line in prepare_model(model, recipe):
+            emit(ev.Log(message=line))
         if estimate is not None:
             detail = estimate_detail(estimate)
             emit(ev.MemoryEstimate(estimate_mb=detail["total"], available_mb=available, detail=detail))
