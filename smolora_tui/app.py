@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable
 
 from textual import on
@@ -32,6 +33,21 @@ def first(screen: Screen, kind: type[Widget]) -> Widget | None:
     return found.first() if found else None
 
 
+def terminal_hung_up(fd: int) -> bool:
+    """Whether the terminal on `fd` has hung up (its window closed, the SSH link dropped). A process
+    that outlives its terminal without a SIGHUP (started by make, say) reads end-of-file from it at
+    once, and Textual's input thread would spin on that; a hung-up terminal fails every request."""
+    try:
+        import termios
+    except ImportError:  # Windows: no POSIX terminal to ask
+        return False
+    try:
+        termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return True
+    return False
+
+
 class SmoloraApp(App):
     TITLE = "smolora-tui"
     BINDINGS = [
@@ -51,6 +67,9 @@ class SmoloraApp(App):
         if isinstance(theme, str) and theme in self.available_themes:
             self.theme = theme
         self.theme_changed_signal.subscribe(self, lambda theme: update_state(theme=theme.name))
+        stdin = sys.__stdin__
+        if not self.is_headless and stdin is not None and stdin.isatty():
+            self.set_interval(1.0, self._exit_if_hung_up, name="terminal watch")
         if self.start_project and paths.project_file(self.start_project).exists() \
                 and not paths.check_project_name(self.start_project):
             # Straight to the project: the list is made when the person goes back to it.
@@ -59,6 +78,10 @@ class SmoloraApp(App):
         self.push_screen(ProjectPicker())
         if self.start_project:
             self.open_project(self.start_project)
+
+    def _exit_if_hung_up(self) -> None:
+        if terminal_hung_up(sys.__stdin__.fileno()):
+            self.exit(return_code=1)  # training goes on in its own process; `smolora-tui --project` re-attaches
 
     def open_project(self, name: str) -> None:
         if problem := paths.check_project_name(name):
