@@ -28,7 +28,6 @@ def _read_until_drawn(master: int, timeout: float = 60.0) -> bytes:
 
 def test_the_app_exits_when_its_terminal_hangs_up(smolora_home):
     master, slave = pty.openpty()
-    os.set_blocking(master, True)
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     # its own session, without this terminal as its controlling one: the hangup sends it no SIGHUP
     app = subprocess.Popen([sys.executable, "-m", "smolora_tui"], stdin=slave, stdout=slave, stderr=slave,

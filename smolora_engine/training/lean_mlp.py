@@ -110,6 +110,7 @@ def lean_mlps(model) -> int:
 
     For a model trained without gradient checkpointing (which computes whole layers again anyway)."""
     count = 0
+    probe = torch.randn(64, generator=torch.Generator().manual_seed(0))  # values to tell the activations apart
     for module in list(model.modules()):
         if isinstance(module, (_LeanMLP, _LeanFusedMLP)):
             count += 1  # made lean before
@@ -118,7 +119,7 @@ def lean_mlps(model) -> int:
         if shape is None:
             continue
         mixin, projection, activation = shape
-        derivative = _derivative(activation, torch.randn(64, generator=torch.Generator().manual_seed(0)))
+        derivative = _derivative(activation, probe)
         if derivative is not None and _computes_the_same(module, mixin, projection):
             module._lean_derivative = derivative
             _make_lean(module, mixin)
