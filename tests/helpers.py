@@ -100,3 +100,29 @@ def recipe_trainer(model, recipe, folder: Path, tokenizer_dir: Path):
     return make_trainer_class()(model=model, args=training_args(Project(name="test"), folder, "cpu", recipe, False),
                                 train_dataset=Dataset.from_list([{"input_ids": [1, 2], "labels": [1, 2]}]),
                                 processing_class=AutoTokenizer.from_pretrained(tokenizer_dir))
+
+
+def heap_held(compute):
+    """compute()'s result, and the bytes of malloc's heap it left in use (glibc's mallinfo2): what autograd
+    keeps for the backward pass, however it keeps it (saved-tensor hooks included). Skips without glibc."""
+    import ctypes
+
+    import pytest
+
+    class Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc's mallinfo2 to count the heap")
+    mallinfo2.restype = Info
+
+    def in_use() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    before = in_use()
+    result = compute()
+    return result, in_use() - before

@@ -4,9 +4,9 @@ steps alike, so that what a bench measures is what a run does."""
 
 from __future__ import annotations
 
-from .attention import apply_attention
+from .attention import apply_attention, recast_attention_inputs
 from .memory import keep_freed_memory
-from .recipe import Recipe
+from .recipe import SEGMENTS, Recipe
 from .row_padding import pad_rows
 from .shared_prefix import share_prefixes
 
@@ -14,10 +14,14 @@ from .shared_prefix import share_prefixes
 def prepare_model(model, recipe: Recipe) -> list[str]:
     """Attention as the recipe chose it, adapters that keep their half-precision input once
     (lean_adapters.py), and, without checkpointing, gated MLPs that keep their activation for the
-    backward pass no longer (lean_mlp.py) and glibc told to keep freed memory between steps.
+    backward pass no longer (lean_mlp.py), norms and attention that keep no float32 copies of their
+    half-precision inputs (saved_casts.py), and glibc told to keep freed memory between steps.
     Returns what was made lean, as lines for the run's log."""
+    import torch
+
     from .lean_adapters import lean_adapters  # torch at import: not for the CLI's light commands
     from .lean_mlp import lean_mlps
+    from .saved_casts import lean_norms
 
     apply_attention(model, recipe)
     lines = []
@@ -29,7 +33,17 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
         mlps = lean_mlps(model)
         if mlps:
             lines.append(f"MLPs: {mlps} keep their gate and up projection for the backward pass, which computes the "
-                         "activation again")
+                         "activation and its product with the up projection again")
+        weights = model.get_input_embeddings().weight  # what the layers compute in, as loaded
+        half = weights.dtype in (torch.bfloat16, torch.float16)
+        norms = lean_norms(model)
+        if norms and half:
+            lines.append(f"norms: {norms} keep their {recipe.dtype} input for the backward pass, which makes the "
+                         "float32 copy again")
+        # attention.py computes a half-precision sample's attention in float32 on a CPU only
+        if recast_attention_inputs(model) and half and recipe.attention == SEGMENTS and weights.device.type == "cpu":
+            lines.append(f"attention per sample: float32 copies of its {recipe.dtype} query, key and value are cast "
+                         "again in the backward pass, not kept")
         keep_freed_memory()
     return lines
 

@@ -14,6 +14,13 @@ and up apart (Llama, Qwen, Gemma, Mistral, SmolLM) or fused (Phi-3), and an acti
 op (SiLU, GELU, GELU tanh). Each gets a subclass of its own class whose forward is the lean one:
 transformers re-kernelizes the layers it marks for hub kernels on every `model.train()` and takes
 away a forward given to an instance.
+
+The down projection's adapter keeps its input, `act(gate) * up`, for its weight's gradient: that too
+is made again from the gate and the up projection when the backward pass reads it (autograd's
+saved-tensor hooks; the same two ops on the same values, so the same bits), another tensor as wide as
+the intermediate size no longer kept: 48 MB of a 544-token pass on the demo's model. If the gate or the up projection were changed in place after
+the forward pass, the backward pass raises (_GatedProduct's own saved tensors are checked), as autograd
+does.
 """
 
 from __future__ import annotations
@@ -53,28 +60,65 @@ class _GatedProduct(torch.autograd.Function):
         return grad_gate, grad_up, None, None
 
 
-def _gated(module, activation, gate, up):
-    if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
-        return _GatedProduct.apply(gate, up, activation, module._lean_derivative)
-    return activation(gate) * up
+class _Product:
+    """The saved input of the down projection (or a view of it: a matmul saves its input flattened), held as
+    the gate and up projection it is made from."""
+
+    __slots__ = ("gate", "up", "activation", "stride", "view")
+
+    def __init__(self, gate, up, activation, stride, view):
+        self.gate, self.up, self.activation, self.stride, self.view = gate, up, activation, stride, view
+
+    def make(self) -> torch.Tensor:
+        with torch.no_grad():
+            product = self.activation(self.gate) * self.up
+        if product.stride() != self.stride:  # the layout the forward pass gave it
+            product = torch.empty_strided(product.shape, self.stride, dtype=product.dtype,
+                                          device=product.device).copy_(product)
+        return product.as_strided(*self.view)
+
+
+def _unpack(saved):
+    return saved.make() if isinstance(saved, _Product) else saved
+
+
+def _down(module, activation, gate, up):
+    """down(activation(gate) * up); in training, the product is kept by none of the three."""
+    if not (torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad)):
+        return module.down_proj(activation(gate) * up)
+    product = _GatedProduct.apply(gate, up, activation, module._lean_derivative)
+    # a fresh tensor: whatever shares its memory is the product or a view of it. Not the product itself in the
+    # closure, which would keep it alive
+    storage, dtype, stride = product.untyped_storage(), product.dtype, product.stride()
+    pointer, size = storage.data_ptr(), storage.nbytes()
+
+    def pack(tensor):
+        memory = tensor.untyped_storage()
+        if memory.data_ptr() == pointer and memory.nbytes() == size and tensor.dtype == dtype:
+            return _Product(gate, up, activation, stride, (tensor.shape, tensor.stride(), tensor.storage_offset()))
+        return tensor
+
+    del storage
+    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+        return module.down_proj(product)
 
 
 class _LeanMLP:
     def forward(self, x):
         gate, up = self.gate_proj(x), self.up_proj(x)
-        return self.down_proj(_gated(self, self.act_fn, gate, up))
+        return _down(self, self.act_fn, gate, up)
 
 
 class _LeanFusedMLP:
     def forward(self, hidden_states):
         gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)
-        return self.down_proj(_gated(self, self.activation_fn, gate, up))
+        return _down(self, self.activation_fn, gate, up)
 
 
 _SUBCLASSES: dict[tuple[type, type], type] = {}
 
 
-def _make_lean(module, mixin: type) -> None:
+def make_lean(module, mixin: type) -> None:
     """Give `module` a subclass of its class with the mixin's forward (same name, same behaviour otherwise)."""
     kind = type(module)
     subclass = _SUBCLASSES.get((kind, mixin))
@@ -122,6 +166,6 @@ def lean_mlps(model) -> int:
         derivative = _derivative(activation, probe)
         if derivative is not None and _computes_the_same(module, mixin, projection):
             module._lean_derivative = derivative
-            _make_lean(module, mixin)
+            make_lean(module, mixin)
             count += 1
     return count
