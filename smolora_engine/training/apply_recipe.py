@@ -21,6 +21,7 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
 
     from .lean_adapters import lean_adapters  # torch at import: not for the CLI's light commands
     from .lean_mlp import lean_mlps
+    from .loss import chunk_logits_bytes
     from .saved_casts import lean_norms
 
     apply_attention(model, recipe)
@@ -44,7 +45,8 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
         if recast_attention_inputs(model) and half and recipe.attention == SEGMENTS and weights.device.type == "cpu":
             lines.append(f"attention per sample: float32 copies of its {recipe.dtype} query, key and value are cast "
                          "again in the backward pass, not kept")
-        keep_freed_memory()
+        head = model.get_output_embeddings()
+        keep_freed_memory(chunk_logits_bytes(head) if head is not None else None)
     return lines
 
 

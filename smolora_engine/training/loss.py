@@ -47,6 +47,12 @@ def frozen_head_cross_entropy_sum(hidden: torch.Tensor, head: torch.nn.Linear, t
     return _FrozenHeadCrossEntropy.apply(hidden, head.weight, head.bias, target, chunk)
 
 
+def chunk_logits_bytes(head, chunk: int = CHUNK) -> int:
+    """The size of the smallest block the loss allocates for a chunk of logits: in the head's dtype."""
+    weight = head.weight
+    return chunk * weight.shape[0] * weight.element_size()
+
+
 def head_is_frozen_linear(head) -> bool:
     return (type(head) is torch.nn.Linear and not head.weight.requires_grad
             and (head.bias is None or not head.bias.requires_grad))
