@@ -85,9 +85,29 @@ def segment_attention(module, query, key, value, attention_mask, dropout: float 
         values = torch.cat([value[:, :, :shared], value[:, :, a:b]], dim=2)
         # the whole prefix, then causal on the sample's own tokens: query i sees keys 0 .. shared + i
         mask = torch.ones(b - a, shared + b - a, dtype=torch.bool, device=query.device).tril(shared)[None, None]
-        outputs.append(_sdpa(module, query[:, :, a:b], keys, values, mask, dropout=dropout, scaling=scaling,
-                             is_causal=False)[0])
+        outputs.append(_sdpa_after_prefix(module, query[:, :, a:b], keys, values, mask, dropout, scaling))
     return torch.cat(outputs, dim=1), None
+
+
+def _sdpa_after_prefix(module, query, key, value, mask, dropout, scaling):
+    """A sample's attention to the shared prefix and then causally to its own tokens (`mask`, boolean).
+
+    On a CPU, torch's sdpa itself, in float32 (as `_sdpa`) with grouped keys and values read as they are:
+    under any mask, transformers repeats them to the query's heads first (they support masked grouped
+    attention on fewer devices), float32 copies three times the keys' size that the backward pass kept
+    (about 60 MB of a row of eight chat samples on the demo's model). Elsewhere `_sdpa`."""
+    import torch
+
+    from .saved_casts import recast_saved
+
+    dtype = query.dtype
+    if query.device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
+        return _sdpa(module, query, key, value, mask, dropout=dropout, scaling=scaling, is_causal=False)[0]
+    with recast_saved(query, key, value) if getattr(module, RECASTS, False) else contextlib.nullcontext():
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query.float(), key.float(), value.float(), attn_mask=mask, dropout_p=dropout, scale=scaling,
+            enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous().to(dtype)
 
 
 def register() -> str:
