@@ -24,10 +24,15 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
             logits = torch.nn.functional.linear(hidden[start:start + chunk], weight, bias).float()
             rows = torch.arange(logits.shape[0], device=logits.device)
             picked = target[start:start + chunk]
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits[rows, picked]).sum()
+            chosen = logits[rows, picked]
+            # log-sum-exp in place of the logits: torch.logsumexp would make a second tensor of their size, at
+            # the step's peak (all activations are alive while the loss runs)
+            top = logits.amax(dim=-1, keepdim=True)
+            exp = logits.sub_(top).exp_()
+            sums = exp.sum(dim=-1, keepdim=True)
+            total += ((top + sums.log()).squeeze(-1) - chosen).sum()
             if grad is not None:
-                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+                probs = exp.div_(sums)  # softmax
                 probs[rows, picked] -= 1.0
                 grad[start:start + chunk] = (probs.to(weight.dtype) @ weight)
         ctx.save_for_backward(grad if grad is not None else torch.empty(0))
