@@ -85,14 +85,16 @@ class _RecastNorm:
 
 def lean_norms(model) -> int:
     """Give every RMSNorm of `model` (a class of that name with a weight) a forward that keeps its half-precision
-    input rather than a float32 copy for the backward pass; how many now have it."""
+    input rather than a float32 copy for the backward pass; how many now have it. Not a norm whose instance has
+    a forward of its own (a hub kernel's, where transformers loaded one): that one would still run."""
     from .lean_mlp import make_lean
 
     count = 0
     for module in model.modules():
         if isinstance(module, _RecastNorm):
             count += 1
-        elif type(module).__name__.endswith("RMSNorm") and isinstance(getattr(module, "weight", None), torch.Tensor):
+        elif (type(module).__name__.endswith("RMSNorm") and isinstance(getattr(module, "weight", None), torch.Tensor)
+              and "forward" not in vars(module)):
             make_lean(module, _RecastNorm)
             count += 1
     return count
