@@ -47,7 +47,7 @@ def test_lean_mlps_give_the_model_s_loss_and_gradients_and_keep_less(load_family
         assert torch.equal(lean_grads[name], grad), name
     # the activation's output and its product with up (intermediate_size values a token each, each layer)
     kept_less = 2 * config.num_hidden_layers * dtype.itemsize * config.intermediate_size * ids.shape[1]
-    assert plain_bytes - lean_bytes >= kept_less * 0.9, (plain_bytes, lean_bytes, kept_less)
+    assert plain_bytes - lean_bytes >= kept_less * 0.75, (plain_bytes, lean_bytes, kept_less)
     with torch.no_grad():  # evaluation and generation: the same outputs
         assert torch.equal(lean(input_ids=ids).logits, plain(input_ids=ids).logits)
 

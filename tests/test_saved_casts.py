@@ -137,13 +137,14 @@ def test_recast_norms_and_attention_give_the_model_s_loss_and_gradients_and_keep
         for parameter, grad in plain_grads.items():
             assert torch.equal(grads[parameter], grad), (name, parameter)
     # half of each float32 copy (4 bytes a value, against the source's 2) is no longer kept: of every norm's
-    # input, and of each layer's query, key and value
+    # input, and of each layer's query, key and value (measured: 0.95-0.98 of it; a recast that stops working
+    # saves nothing)
     norms_less = 2 * _norm_inputs(models["plain"], row)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     attention_less = 2 * config.num_hidden_layers * tokens * head_dim * (config.num_attention_heads
                                                                           + 2 * config.num_key_value_heads)
-    assert held["plain"] - held["norms"] >= 0.9 * norms_less, (held, norms_less)
-    assert held["norms"] - held["both"] >= 0.9 * attention_less, (held, attention_less)
+    assert held["plain"] - held["norms"] >= 0.75 * norms_less, (held, norms_less)
+    assert held["norms"] - held["both"] >= 0.75 * attention_less, (held, attention_less)
     with torch.no_grad():  # evaluation and generation: the same outputs
         assert torch.equal(models["both"](input_ids=ids).logits, models["plain"](input_ids=ids).logits)
 
