@@ -41,8 +41,9 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
         if norms and half:
             lines.append(f"norms: {norms} keep their {recipe.dtype} input for the backward pass, which makes the "
                          "float32 copy again")
+        marked = recast_attention_inputs(model)
         # attention.py computes a half-precision sample's attention in float32 on a CPU only
-        if recast_attention_inputs(model) and half and recipe.attention == SEGMENTS and weights.device.type == "cpu":
+        if marked and half and recipe.attention == SEGMENTS and weights.device.type == "cpu":
             lines.append(f"attention per sample: float32 copies of its {recipe.dtype} query, key and value are cast "
                          "again in the backward pass, not kept")
         head = model.get_output_embeddings()

@@ -29,6 +29,16 @@ from .recipe import SEGMENTS as NAME
 RECASTS = "_smolora_recasts_saved_inputs"  # set on an attention module by recast_attention_inputs
 
 
+def _recasting(module, query, key, value):
+    """Where `recast_attention_inputs` marked `module` (training without checkpointing), the float32 copies of
+    query, key and value made under this context are not kept for the backward pass but cast again there."""
+    if not getattr(module, RECASTS, False):
+        return contextlib.nullcontext()
+    from .saved_casts import recast_saved
+
+    return recast_saved(query, key, value)
+
+
 def _sdpa(module, query, key, value, mask, **kwargs):
     """transformers' sdpa; on a CPU, a bf16 or fp16 sample's attention computed in float32.
 
@@ -43,15 +53,12 @@ def _sdpa(module, query, key, value, mask, **kwargs):
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from .saved_casts import recast_saved
-
     dtype = query.dtype
     if query.device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
         return sdpa_attention_forward(module, query, key, value, mask, **kwargs)
     if mask is not None and mask.is_floating_point():  # an additive mask goes with the queries' dtype
         mask = mask.float()
-    # without checkpointing, the backward pass casts query, key and value again rather than keep float32 copies
-    with recast_saved(query, key, value) if getattr(module, RECASTS, False) else contextlib.nullcontext():
+    with _recasting(module, query, key, value):
         out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), mask, **kwargs)
     return out.to(dtype), weights
 
@@ -98,12 +105,10 @@ def _sdpa_after_prefix(module, query, key, value, mask, dropout, scaling):
     (about 60 MB of a row of eight chat samples on the demo's model). Elsewhere `_sdpa`."""
     import torch
 
-    from .saved_casts import recast_saved
-
     dtype = query.dtype
     if query.device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):
         return _sdpa(module, query, key, value, mask, dropout=dropout, scaling=scaling, is_causal=False)[0]
-    with recast_saved(query, key, value) if getattr(module, RECASTS, False) else contextlib.nullcontext():
+    with _recasting(module, query, key, value):
         out = torch.nn.functional.scaled_dot_product_attention(
             query.float(), key.float(), value.float(), attn_mask=mask, dropout_p=dropout, scale=scaling,
             enable_gqa=query.shape[1] != key.shape[1])

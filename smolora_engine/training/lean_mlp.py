@@ -3,7 +3,7 @@
 A gated MLP, `down(act(gate(x)) * up(x))` (SwiGLU, GeGLU), keeps three tensors as wide as its
 intermediate size for the backward pass: the gate, its activation and the up projection. The
 activation is one elementwise op on the gate, so here it is computed again in the backward pass
-instead of kept (48 MB of a 544-token pass's 616 MB of saved tensors on the demo model), and the
+instead of kept (48 MB of a 544-token pass on the demo model), and the
 gate's gradient comes from torch's own derivative op for that activation (`silu_backward`,
 `gelu_backward`): the same ops on the same values as autograd's, so the loss and every gradient
 are those of the model as loaded, bit for bit (tested), and no nested autograd call is made (one
@@ -18,15 +18,18 @@ away a forward given to an instance.
 The down projection's adapter keeps its input, `act(gate) * up`, for its weight's gradient: that too
 is made again from the gate and the up projection when the backward pass reads it (autograd's
 saved-tensor hooks; the same two ops on the same values, so the same bits), another tensor as wide as
-the intermediate size no longer kept: 48 MB of a 544-token pass on the demo's model. If the gate or the up projection were changed in place after
-the forward pass, the backward pass raises (_GatedProduct's own saved tensors are checked), as autograd
-does.
+the intermediate size no longer kept: 48 MB more of that pass. If the gate or the up projection were
+changed in place after the forward pass, the backward pass raises (_GatedProduct's own saved tensors are
+checked), as autograd does.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .lean_forward import make_lean
+from .saved_casts import laid_out
 
 # activations whose derivative torch has as one op: (forward, derivative(grad, input))
 _DERIVATIVES = (
@@ -72,10 +75,7 @@ class _Product:
     def make(self) -> torch.Tensor:
         with torch.no_grad():
             product = self.activation(self.gate) * self.up
-        if product.stride() != self.stride:  # the layout the forward pass gave it
-            product = torch.empty_strided(product.shape, self.stride, dtype=product.dtype,
-                                          device=product.device).copy_(product)
-        return product.as_strided(*self.view)
+        return laid_out(product, self.stride).as_strided(*self.view)
 
 
 def _unpack(saved):
@@ -113,19 +113,6 @@ class _LeanFusedMLP:
     def forward(self, hidden_states):
         gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)
         return _down(self, self.activation_fn, gate, up)
-
-
-_SUBCLASSES: dict[tuple[type, type], type] = {}
-
-
-def make_lean(module, mixin: type) -> None:
-    """Give `module` a subclass of its class with the mixin's forward (same name, same behaviour otherwise)."""
-    kind = type(module)
-    subclass = _SUBCLASSES.get((kind, mixin))
-    if subclass is None:
-        subclass = type(kind.__name__, (mixin, kind), {"__module__": kind.__module__, "__qualname__": kind.__qualname__})
-        _SUBCLASSES[(kind, mixin)] = subclass
-    module.__class__ = subclass
 
 
 def _shape(module) -> tuple[type, torch.nn.Module, torch.nn.Module] | None:

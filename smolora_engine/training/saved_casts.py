@@ -27,6 +27,8 @@ import contextlib
 
 import torch
 
+from .lean_forward import make_lean
+
 _HALF = (torch.bfloat16, torch.float16)
 
 
@@ -42,10 +44,15 @@ class _Recast:
         if self.source._version != self.version:
             raise RuntimeError("a tensor whose float32 copy the backward pass needs was modified by an in-place "
                                "operation after the copy was made")
-        copy = self.source.to(torch.float32)
-        if copy.stride() != self.stride:
-            copy = torch.empty_strided(copy.shape, self.stride, dtype=copy.dtype, device=copy.device).copy_(copy)
-        return copy
+        return laid_out(self.source.to(torch.float32), self.stride)
+
+
+def laid_out(tensor: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
+    """`tensor` with the strides a saved tensor had when the forward pass made it (the same op on the same
+    input gives them; a copy otherwise)."""
+    if tensor.stride() == stride:
+        return tensor
+    return torch.empty_strided(tensor.shape, stride, dtype=tensor.dtype, device=tensor.device).copy_(tensor)
 
 
 def _unpack(saved):
@@ -56,9 +63,8 @@ def _unpack(saved):
 def recast_saved(*sources: torch.Tensor):
     """While active, autograd keeps a float32 copy of one of `sources` (half-precision tensors that need
     gradients) as that source, and casts it again when the backward pass reads it."""
-    outputs = [(s.grad_fn, s.output_nr, s) for s in sources
-               if s.dtype in _HALF and s.grad_fn is not None and torch.is_grad_enabled()]
-    if not outputs:
+    outputs = [(s.grad_fn, s.output_nr, s) for s in sources if s.dtype in _HALF and s.grad_fn is not None]
+    if not outputs or not torch.is_grad_enabled():
         yield
         return
 
@@ -87,8 +93,6 @@ def lean_norms(model) -> int:
     """Give every RMSNorm of `model` (a class of that name with a weight) a forward that keeps its half-precision
     input rather than a float32 copy for the backward pass; how many now have it. Not a norm whose instance has
     a forward of its own (a hub kernel's, where transformers loaded one): that one would still run."""
-    from .lean_mlp import make_lean
-
     count = 0
     for module in model.modules():
         if isinstance(module, _RecastNorm):
