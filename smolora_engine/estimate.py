@@ -21,6 +21,12 @@ BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 GIB = 1024 ** 3
 # The tensor names of embeddings and output heads: 2-D weights that are not adapter targets.
 NOT_LINEAR = ("embed", "wte", "wpe", "lm_head", "embed_out", "output.weight", "shared")
+# The training loss's logits are made this many positions at a time where the head stays frozen (training/loss.py).
+LOSS_CHUNK = 128
+# Config keys of models that change their logits after the head (a soft cap, a scale): their loss comes from
+# the whole logits, as transformers computes them (training/trainer.py).
+LOGITS_CHANGED = ("final_logit_softcapping", "logit_scale")
+HEADS = ("lm_head", "embed_out")  # output heads' module names: an adapter on one trains the head
 # Python and torch themselves (with the CUDA context on a GPU): rough figures, not in the model's files.
 RUNTIME_BYTES = {"cpu": int(0.6 * GIB), "cuda": int(0.5 * GIB), "mps": int(0.6 * GIB)}
 
@@ -42,6 +48,8 @@ class ModelFacts:
     # Linear layers by their module name (the last part, as PEFT's target_modules takes it):
     # name -> [in_features, out_features, how many].
     linear: dict[str, list[int]] = field(default_factory=dict)
+    # whether the logits are the output head's as it gives them (else the model scales or caps them)
+    plain_logits: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +101,7 @@ def read_facts(folder: Path) -> ModelFacts:
         hidden=hidden, layers=layers, heads=heads, vocab=vocab,
         kv_heads=_first(config, "num_key_value_heads", default=heads),
         intermediate=_first(config, "intermediate_size", "n_inner", "ffn_dim", default=4 * hidden),
+        plain_logits=not any(config.get(key) for key in LOGITS_CHANGED) and config.get("logits_scaling", 1) == 1,
     )
     files = sorted(folder.glob("*.safetensors"))
     if not files:  # pytorch_model.bin only: counts from the config, no layer list
@@ -194,7 +203,7 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
     the attention output and residuals (about 6 h) and the MLP's intermediate tensors (about 4 I);
     with gradient checkpointing only each checkpointed layer's input is kept (every layer's, or with
     `checkpoint_every` n every n-th one's, the others keeping all of theirs), plus one layer recomputed
-    at a time. The loss upcasts the logits to float32 and keeps their log-probabilities and gradient.
+    at a time. The loss's logits: _loss_bytes.
     """
     dtype = resolve_dtype(dtype, device)
     size = BYTES.get(dtype, 4)
@@ -213,9 +222,22 @@ def estimate_training(facts: ModelFacts, *, r: int, targets: list[str], use_dora
         activations = tokens * facts.layers * per_layer
     return Estimate(
         device=device, dtype=dtype, weights=facts.params * size, adapter_params=adapter_params,
-        adapter=adapter_params * 16, activations=int(activations), logits=tokens * facts.vocab * (size + 12),
+        adapter=adapter_params * 16, activations=int(activations), logits=_loss_bytes(facts, targets, tokens, size),
         runtime=RUNTIME_BYTES.get(device, RUNTIME_BYTES["cpu"]),
     )
+
+
+def _loss_bytes(facts: ModelFacts, targets: list[str], tokens: int, size: int) -> int:
+    """The loss's memory at its peak. Where the head stays frozen and gives the logits as they are, the
+    training loss makes them LOSS_CHUNK positions at a time (training/loss.py): a chunk's float32 logits
+    and, in half precision, the head's output or the softmax cast back, with the trained positions' hidden
+    states and their gradient. Otherwise all the logits at once, in the weights' dtype and in float32, with
+    their log-probabilities and gradient."""
+    head_trained = any(t.rsplit(".", 1)[-1] in HEADS for t in targets)
+    if facts.plain_logits and not head_trained:
+        return (min(tokens, LOSS_CHUNK) * facts.vocab * (4 + (size if size < 4 else 0))
+                + 2 * tokens * facts.hidden * size)
+    return tokens * facts.vocab * (size + 12)
 
 
 def estimate_for(facts: ModelFacts, project: Any, device: str, longest: int | None = None,

@@ -102,9 +102,8 @@ def recipe_trainer(model, recipe, folder: Path, tokenizer_dir: Path):
                                 processing_class=AutoTokenizer.from_pretrained(tokenizer_dir))
 
 
-def heap_held(compute):
-    """compute()'s result, and the bytes of malloc's heap it left in use (glibc's mallinfo2): what autograd
-    keeps for the backward pass, however it keeps it (saved-tensor hooks included). Skips without glibc."""
+def _heap_in_use():
+    """A function giving the bytes of malloc's heap in use now (glibc's mallinfo2); skips without glibc."""
     import ctypes
 
     import pytest
@@ -123,6 +122,36 @@ def heap_held(compute):
         info = mallinfo2()
         return info.uordblks + info.hblkhd
 
+    return in_use
+
+
+def heap_held(compute):
+    """compute()'s result, and the bytes of malloc's heap it left in use (glibc's mallinfo2): what autograd
+    keeps for the backward pass, however it keeps it (saved-tensor hooks included). Skips without glibc."""
+    in_use = _heap_in_use()
     before = in_use()
     result = compute()
     return result, in_use() - before
+
+
+def heap_peak(compute):
+    """compute()'s result, and the most bytes of malloc's heap it had in use above what was in use before, as
+    a thread reading mallinfo2 without pause saw it (torch's ops let it run). Skips without glibc."""
+    import threading
+
+    in_use = _heap_in_use()
+    before = in_use()
+    peak, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use() - before)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = compute()
+    finally:
+        done.set()
+        watcher.join()
+    return result, peak[0]

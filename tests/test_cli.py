@@ -116,3 +116,23 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
     err = reader.stderr.read().decode()
     assert reader.wait(timeout=120) == 141
     assert b"rows 20000" in first and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_estimate_says_the_checkpointing_a_run_started_now_would_use(capsys, tiny_model_dir):
+    from smolora_engine.demo import demo_train_file
+    from smolora_engine.projects import create_project, save_project
+
+    project = create_project("estimated", model=str(tiny_model_dir), data=str(demo_train_file()))
+    assert main(["estimate", "estimated"]) == 0
+    total, recipe = capsys.readouterr().out.strip().splitlines()
+    assert total.startswith("≈ ") and "logits" in total
+    # auto, against this machine's free memory: the tiny model fits, so off, with the figures that decided it
+    assert recipe.startswith(f"for samples of max_length ({project.training.max_length} tokens)")
+    assert "gradient checkpointing off (auto: the step needs about" in recipe and "GiB is free)" in recipe
+
+    project.training.gradient_checkpointing = "on"
+    save_project(project)
+    assert main(["estimate", "estimated", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["checkpointing"] == "on" and shown["checkpointing_reason"] == "training.gradient_checkpointing = on"
+    assert shown["total"] == sum(shown["parts"].values())

@@ -158,7 +158,7 @@ def test_settings_needing_more_memory_than_the_machine_has(home, snap_compare):
     async def run_before(pilot):
         await pilot.press("2")
         await wait_for(pilot, lambda: pilot.app.screen.form.later.done)
-        pilot.app.screen.query_one("#f-training--max_length Input", Input).value = "32768"
+        pilot.app.screen.query_one("#f-training--max_length Input", Input).value = "262144"
         pilot.app.screen.query_one("#f-training--batch_size Input", Input).value = "8"
         await steady(lambda app: "too much" in text(app, "#estimate"))(pilot)
     assert snap_compare(still("demo"), terminal_size=scenes.SIZE, run_before=run_before)

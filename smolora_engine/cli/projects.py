@@ -192,13 +192,24 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from ..models import ensure_model
     from ..projects import load_project
 
+    from ..device import free_memory
+    from ..training.recipe import checkpointing_label
+
     project = load_project(args.name)
     facts = read_facts(ensure_model(project.model.base, progress=lambda msg: print(msg, file=sys.stderr)))
     device = choose_device(project.model.device, project.model.dtype).device
-    result = estimate_for(facts, project, device)
+    # checkpointing `auto` resolved as a worker started now would resolve it: against the memory free now
+    result = estimate_for(facts, project, device, free_mb=free_memory(device) / 2**20)
+    checkpointing = checkpointing_label(result.checkpointing, result.checkpoint_every)
     if args.json:
         print_json({"total": result.total, "parts": dict(result.parts()), "device": result.device,
-                    "dtype": result.dtype, "adapter_params": result.adapter_params})
+                    "dtype": result.dtype, "adapter_params": result.adapter_params,
+                    "checkpointing": checkpointing, "checkpointing_reason": result.checkpointing_reason,
+                    "max_length": project.training.max_length, "samples_per_pass": result.packing.micro_batch})
     else:
         print(result.describe())
+        packing = result.packing
+        print(f"for samples of max_length ({project.training.max_length} tokens), "
+              + (f"{packing.micro_batch} per packed row" if packing.packed else f"{packing.micro_batch} per pass")
+              + f"; gradient checkpointing {checkpointing} ({result.checkpointing_reason})")
     return 0

@@ -12,7 +12,30 @@ from __future__ import annotations
 
 import torch
 
-CHUNK = 128  # positions per chunk: 128 x 49,152 float32 logits = 24 MB
+from ..estimate import LOSS_CHUNK
+
+CHUNK = LOSS_CHUNK  # positions per chunk: 128 x 49,152 float32 logits = 24 MB (the estimate counts them)
+
+
+def _chunk_loss(hidden, weight, bias, target, grad):
+    """The summed cross-entropy of one chunk of positions; their gradient written into `grad` (when given).
+
+    A function of its own, so that the chunk's logits are freed when it returns: kept by a loop's
+    variables, they would still be alive while the next chunk's are made, twice their size at the loss's
+    peak, which is the step's (every activation is alive while the loss runs)."""
+    logits = torch.nn.functional.linear(hidden, weight, bias).float()
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    chosen = logits[rows, target]
+    # log-sum-exp in place of the logits: torch.logsumexp would make a second tensor of their size
+    top = logits.amax(dim=-1, keepdim=True)
+    exp = logits.sub_(top).exp_()
+    sums = exp.sum(dim=-1, keepdim=True)
+    loss = ((top + sums.log()).squeeze(-1) - chosen).sum()
+    if grad is not None:
+        probs = exp.div_(sums)  # softmax
+        probs[rows, target] -= 1.0
+        grad.copy_(probs.to(weight.dtype) @ weight)
+    return loss
 
 
 class _FrozenHeadCrossEntropy(torch.autograd.Function):
@@ -21,20 +44,8 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         for start in range(0, hidden.shape[0], chunk):
-            logits = torch.nn.functional.linear(hidden[start:start + chunk], weight, bias).float()
-            rows = torch.arange(logits.shape[0], device=logits.device)
-            picked = target[start:start + chunk]
-            chosen = logits[rows, picked]
-            # log-sum-exp in place of the logits: torch.logsumexp would make a second tensor of their size, at
-            # the step's peak (all activations are alive while the loss runs)
-            top = logits.amax(dim=-1, keepdim=True)
-            exp = logits.sub_(top).exp_()
-            sums = exp.sum(dim=-1, keepdim=True)
-            total += ((top + sums.log()).squeeze(-1) - chosen).sum()
-            if grad is not None:
-                probs = exp.div_(sums)  # softmax
-                probs[rows, picked] -= 1.0
-                grad[start:start + chunk] = (probs.to(weight.dtype) @ weight)
+            total += _chunk_loss(hidden[start:start + chunk], weight, bias, target[start:start + chunk],
+                                 None if grad is None else grad[start:start + chunk])
         ctx.save_for_backward(grad if grad is not None else torch.empty(0))
         return total
 
