@@ -138,8 +138,10 @@ def test_recast_norms_and_attention_give_the_model_s_loss_and_gradients_and_keep
             assert torch.equal(grads[parameter], grad), (name, parameter)
     # half of each float32 copy (4 bytes a value, against the source's 2) is no longer kept: of every norm's
     # input, and of each layer's query, key and value (measured: 0.95-0.98 of it; a recast that stops working
-    # saves nothing)
-    norms_less = 2 * _norm_inputs(models["plain"], row)
+    # saves nothing). Nor the output of the two norms a layer whose output its adapters read (2 bytes a value;
+    # the first layer's keeps its input instead, which nothing else keeps)
+    renormed = config.num_hidden_layers * 2 - 1
+    norms_less = 2 * _norm_inputs(models["plain"], row) + 2 * tokens * config.hidden_size * renormed
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     attention_less = 2 * config.num_hidden_layers * tokens * head_dim * (config.num_attention_heads
                                                                           + 2 * config.num_key_value_heads)
@@ -171,3 +173,49 @@ def test_the_recipe_recasts_only_without_checkpointing_and_says_so(load_family_m
     assert all(getattr(m, RECASTS, False) == recast for m in attention)
     assert any(line.startswith(f"norms: {len(norms)} keep their bfloat16 input") for line in lines) == recast
     assert any(line.startswith("attention per sample: float32 copies") for line in lines) == recast
+
+
+def test_a_norm_output_kept_as_its_input_gives_the_same_gradients_once_made_and_raises_if_the_input_changed():
+    """What an adapter keeps of a norm's output is the norm's input: the output is made again once, for the
+    three adapters that read it, and a norm input changed in place makes the backward pass raise."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from smolora_engine.training.lean_adapters import _Bf16LowRankUpdate
+    from smolora_engine.training.saved_casts import _RecastNorm, keeping_norm_input
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 32, generator=generator).to(torch.bfloat16)
+    adapters = [(torch.randn(4, 32, generator=generator), torch.randn(32, 4, generator=generator)) for _ in range(3)]
+    norm = torch.nn.Sequential(LlamaRMSNorm(32).to(torch.bfloat16))
+    lean_norms(norm)
+
+    def grads(keep: bool, change_input: bool = False):
+        source = x.detach().requires_grad_()
+        hidden = source * 1.5
+        out = norm(hidden)
+        weights = [(a.clone().requires_grad_(), b.clone().requires_grad_()) for a, b in adapters]
+        total = 0
+        for a, b in weights:
+            with keeping_norm_input(out) if keep else contextlib.nullcontext():
+                total = total + _Bf16LowRankUpdate.apply(out, a, b, 2.0)
+        if change_input:
+            with torch.no_grad():
+                hidden.add_(1)
+        total.float().square().sum().backward()
+        return [source.grad] + [w.grad for pair in weights for w in pair]
+
+    calls = []
+    original = type(norm[0]).forward
+    type(norm[0]).forward = lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs)
+    try:
+        plain = grads(keep=False)
+        calls.clear()
+        lean = grads(keep=True)
+    finally:
+        type(norm[0]).forward = original
+    assert isinstance(norm[0], _RecastNorm)
+    assert len(calls) == 2  # the forward pass's, and once more in the backward pass for all three adapters
+    for ours, theirs in zip(lean, plain):
+        assert torch.equal(ours, theirs)
+    with pytest.raises(RuntimeError, match="in-place"):
+        grads(keep=True, change_input=True)

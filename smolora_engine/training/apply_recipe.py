@@ -15,7 +15,8 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
     """Attention as the recipe chose it, adapters that keep their half-precision input once
     (lean_adapters.py), and, without checkpointing, gated MLPs that keep their activation for the
     backward pass no longer (lean_mlp.py), norms and attention that keep no float32 copies of their
-    half-precision inputs (saved_casts.py), and glibc told to keep freed memory between steps.
+    half-precision inputs, and norm outputs the lean adapters keep as the norm's input (saved_casts.py),
+    and glibc told to keep freed memory between steps.
     Returns what was made lean, as lines for the run's log."""
     import torch
 
@@ -40,7 +41,7 @@ def prepare_model(model, recipe: Recipe) -> list[str]:
         norms = lean_norms(model)
         if norms and half:
             lines.append(f"norms: {norms} keep their {recipe.dtype} input for the backward pass, which makes the "
-                         "float32 copy again")
+                         "float32 copy again" + (", and their output for the adapters that read it" if lean else ""))
         marked = recast_attention_inputs(model)
         # attention.py computes a half-precision sample's attention in float32 on a CPU only
         if marked and half and recipe.attention == SEGMENTS and weights.device.type == "cpu":

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from .saved_casts import keeping_norm_input
+
 
 class _LowRankUpdate(torch.autograd.Function):
     """scaling * B(A(x)) with x kept as given; A and B in float32 (or whatever the adapter holds)."""
@@ -82,9 +84,10 @@ class LeanLora:
 
     @staticmethod
     def forward(module, active_adapter: str, x: torch.Tensor, result: torch.Tensor, **kwargs) -> torch.Tensor:
-        update = (_Bf16LowRankUpdate if x.dtype == torch.bfloat16 else _LowRankUpdate).apply(
-            x, module.lora_A[active_adapter].weight, module.lora_B[active_adapter].weight,
-            module.scaling[active_adapter])
+        with keeping_norm_input(x):  # a norm's output (saved_casts.py): kept as the norm's input
+            update = (_Bf16LowRankUpdate if x.dtype == torch.bfloat16 else _LowRankUpdate).apply(
+                x, module.lora_A[active_adapter].weight, module.lora_B[active_adapter].weight,
+                module.scaling[active_adapter])
         return result + update
 
     @staticmethod

@@ -17,6 +17,14 @@ it is. A source changed in place after its copy was saved makes the backward pas
 does for a saved tensor changed in place. `lean_norms` gives a model's RMSNorms a forward that runs
 in it.
 
+A norm's output is kept the same way: as the norm's input, which the norm's own backward pass keeps anyway,
+and normalised again when the backward pass reads it (the same ops on the same values, so the same bits).
+The adapters of the layers it feeds keep it for their weights' gradients (q, k and v read one, as do the
+MLP's gate and up: lean_adapters.py); now they keep nothing of their own, one tensor as wide as the hidden
+size fewer per norm (on the demo's model, 2 of a layer's ~7 such tensors). `_RecastNorm` marks its output
+while training; an adapter whose input has that mark saves it as `_Renormed` (`keeping_norm_input`), made
+once for all the adapters that read it.
+
 For training without gradient checkpointing: checkpointing has saved-tensor hooks of its own, which
 these would override.
 """
@@ -56,7 +64,9 @@ def laid_out(tensor: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
 
 
 def _unpack(saved):
-    return saved.copy() if isinstance(saved, _Recast) else saved
+    if isinstance(saved, _Recast):
+        return saved.copy()
+    return saved.make() if isinstance(saved, _Renormed) else saved
 
 
 @contextlib.contextmanager
@@ -83,10 +93,59 @@ def recast_saved(*sources: torch.Tensor):
         yield
 
 
+class _Renormed:
+    """A norm's output saved for the backward pass, held as the norm and its input: normalised again when the
+    first of the tensors it stands for is read, and kept until the last of them is (q, k and v read theirs
+    within a few ops of each other)."""
+
+    __slots__ = ("norm", "input", "version", "args", "kwargs", "stride", "pending", "made")
+
+    def __init__(self, norm, input: torch.Tensor, args: tuple, kwargs: dict, stride: tuple[int, ...]):
+        self.norm, self.input, self.version, self.args, self.kwargs = norm, input, input._version, args, kwargs
+        self.stride, self.pending, self.made = stride, 0, None
+
+    def make(self) -> torch.Tensor:
+        made = self.made
+        if made is None:
+            if self.input._version != self.version:
+                raise RuntimeError("a norm's input, from which the backward pass makes its output again, was "
+                                   "modified by an in-place operation after the forward pass")
+            with torch.no_grad():  # the class's forward: what made the output, in the forward pass
+                made = laid_out(type(self.norm).forward(self.norm, self.input, *self.args, **self.kwargs),
+                                self.stride)
+        self.pending -= 1
+        self.made = made if self.pending > 0 else None
+        return made
+
+
+@contextlib.contextmanager
+def keeping_norm_input(x: torch.Tensor):
+    """While active, autograd keeps `x`, where it is a marked norm's output, as the norm's input (_Renormed)."""
+    renormed = getattr(x, "_renormed", None)
+    if renormed is None or not torch.is_grad_enabled():
+        yield
+        return
+
+    same = id(x)  # not x itself: autograd keeps the hooks with what they packed, and x with them
+
+    def pack(tensor):
+        if id(tensor) == same:  # x is alive while this is active: its id is no other tensor's
+            renormed.pending += 1
+            return renormed
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+        yield
+
+
 class _RecastNorm:
     def forward(self, hidden_states, *args, **kwargs):
         with recast_saved(hidden_states):
-            return super().forward(hidden_states, *args, **kwargs)
+            out = super().forward(hidden_states, *args, **kwargs)
+        if torch.is_grad_enabled() and isinstance(out, torch.Tensor):
+            # kept anyway: the norm's backward pass reads its input (a bf16 source, or its float32 self)
+            out._renormed = _Renormed(self, hidden_states, args, kwargs, out.stride())
+        return out
 
 
 def lean_norms(model) -> int:
