@@ -50,6 +50,11 @@ def terminal_hung_up(fd: int) -> bool:
 
 class SmoloraApp(App):
     TITLE = "smolora-tui"
+    # A compact footer gives every key a margin on its right, the command palette's key too: docked right, its
+    # margin left the last column to whatever key had scrolled beneath it (a stray letter where the keys overflow)
+    CSS = """
+    Footer.-compact FooterKey.-command-palette { margin-right: 0; padding-right: 1; }
+    """
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Quit (training keeps running)", priority=True),
         Binding("ctrl+c", "quit", "Quit", id="app.quit_c", tooltip="Quit (training keeps running)",
