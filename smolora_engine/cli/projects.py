@@ -188,11 +188,9 @@ def cmd_model(args: argparse.Namespace) -> int:
 @command("estimate")
 def cmd_estimate(args: argparse.Namespace) -> int:
     """The memory a project's training needs, from its model's config and safetensors headers."""
-    from ..device import choose_device
+    from ..device import choose_device, free_memory
     from ..models import ensure_model
     from ..projects import load_project
-
-    from ..device import free_memory
     from ..training.recipe import checkpointing_label
 
     project = load_project(args.name)

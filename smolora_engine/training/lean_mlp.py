@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .lean_forward import make_lean
-from .saved_casts import laid_out
+from .saved_casts import Remade, laid_out, unpack
 
 # activations whose derivative torch has as one op: (forward, derivative(grad, input))
 _DERIVATIVES = (
@@ -63,7 +63,7 @@ class _GatedProduct(torch.autograd.Function):
         return grad_gate, grad_up, None, None
 
 
-class _Product:
+class _Product(Remade):
     """The saved input of the down projection (or a view of it: a matmul saves its input flattened), held as
     the gate and up projection it is made from."""
 
@@ -76,10 +76,6 @@ class _Product:
         with torch.no_grad():
             product = self.activation(self.gate) * self.up
         return laid_out(product, self.stride).as_strided(*self.view)
-
-
-def _unpack(saved):
-    return saved.make() if isinstance(saved, _Product) else saved
 
 
 def _down(module, activation, gate, up):
@@ -99,7 +95,7 @@ def _down(module, activation, gate, up):
         return tensor
 
     del storage
-    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         return module.down_proj(product)
 
 

@@ -40,7 +40,22 @@ from .lean_forward import make_lean
 _HALF = (torch.bfloat16, torch.float16)
 
 
-class _Recast:
+class Remade:
+    """What autograd keeps in place of a saved tensor that is made again when the backward pass reads it
+    (`unpack`): here a float32 copy or a norm's output, in lean_mlp.py the down projection's input."""
+
+    __slots__ = ()
+
+    def make(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def unpack(saved):
+    """The unpack hook of every pack hook that keeps a `Remade`."""
+    return saved.make() if isinstance(saved, Remade) else saved
+
+
+class _Recast(Remade):
     """A saved float32 copy, held as its source: made again, with the copy's strides, when it is read."""
 
     __slots__ = ("source", "version", "stride")
@@ -48,7 +63,7 @@ class _Recast:
     def __init__(self, source: torch.Tensor, stride: tuple[int, ...]):
         self.source, self.version, self.stride = source, source._version, stride
 
-    def copy(self) -> torch.Tensor:
+    def make(self) -> torch.Tensor:
         if self.source._version != self.version:
             raise RuntimeError("a tensor whose float32 copy the backward pass needs was modified by an in-place "
                                "operation after the copy was made")
@@ -61,12 +76,6 @@ def laid_out(tensor: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
     if tensor.stride() == stride:
         return tensor
     return torch.empty_strided(tensor.shape, stride, dtype=tensor.dtype, device=tensor.device).copy_(tensor)
-
-
-def _unpack(saved):
-    if isinstance(saved, _Recast):
-        return saved.copy()
-    return saved.make() if isinstance(saved, _Renormed) else saved
 
 
 @contextlib.contextmanager
@@ -89,11 +98,11 @@ def recast_saved(*sources: torch.Tensor):
                 return _Recast(source, tensor.stride())
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         yield
 
 
-class _Renormed:
+class _Renormed(Remade):
     """A norm's output saved for the backward pass, held as the norm and its input: normalised again when the
     first of the tensors it stands for is read, and kept until the last of them is (q, k and v read theirs
     within a few ops of each other)."""
@@ -134,7 +143,7 @@ def keeping_norm_input(x: torch.Tensor):
             return renormed
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         yield
 
 
