@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from pytest_textual_snapshot import node_to_report_path
-from textual.widgets import DataTable, Input, RichLog, Select
+from textual.widgets import Input, RichLog, Select
 
 from smolora_engine import events as ev
 from smolora_engine.estimate import ModelFacts
@@ -91,8 +91,6 @@ def steady(predicate=None, keys=(), timeout: float = 60.0):
         last = None
         while True:  # until the picture stays the same: a busy machine delays any update past the predicate
             await wait_for(pilot, lambda: scenes.tables_measured(pilot.app), timeout)
-            for table in pilot.app.screen.query(DataTable):  # measured columns drawn, not the lines cached before
-                table.refresh()
             for log in pilot.app.screen.query(RichLog):  # where a log ends up depends on when its size was known
                 log.scroll_end(animate=False, immediate=True)
             await pilot.pause(0.3)

@@ -18,6 +18,7 @@ from textual_plotext import PlotextPlot
 
 from smolora_engine.compare import CompareError, Comparison, cell, compare_runs, figure_cells, FIGURE_HEADERS
 
+from ..widgets.measured_table import MeasuredTable
 from ..widgets.run_text import even_ticks, list_labels
 
 COLORS = ["cyan", "magenta", "green", "orange", "blue", "red", "yellow", "white"]
@@ -49,7 +50,7 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         with Vertical(id="compare-box"):
             yield Static("reading the runs …", id="compare-info", markup=False)
-            yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+            yield MeasuredTable(id="compare-table", cursor_type="row", zebra_stripes=True)
             yield PlotextPlot(id="compare-plot")
         yield Footer()
 

@@ -17,6 +17,7 @@ from smolora_engine.projects import (
 from smolora_engine.project import ProjectError
 
 from ..dialogs import ConfirmDialog, TextInputDialog
+from ..widgets.measured_table import MeasuredTable
 
 
 def short_path(path: str, keep: int = 2) -> str:
@@ -70,7 +71,7 @@ class ProjectPicker(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical():
-            yield DataTable(id="projects", cursor_type="row", zebra_stripes=True)
+            yield MeasuredTable(id="projects", cursor_type="row", zebra_stripes=True)
             yield Static(id="empty")
             yield Static(id="detail")
         yield Footer(compact=True)

@@ -24,6 +24,7 @@ from smolora_engine.project_fields import parse_assignment
 
 from ..dialogs import ConfirmDialog, TextInputDialog
 from ..engine_cli import run_engine
+from ..widgets.measured_table import MeasuredTable
 from ..widgets.run_text import short_id
 
 READ_S = 1.0
@@ -66,7 +67,7 @@ class QueueScreen(Screen):
     def compose(self) -> ComposeResult:
         with Vertical(id="queue-box"):
             yield Static("reading the queue …", id="queue-runner", markup=False)
-            yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+            yield MeasuredTable(id="queue-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="queue-note", markup=False)
         yield Footer()
 

@@ -21,6 +21,7 @@ from smolora_engine.data.shapes import SHAPES, resolve_columns
 from ..dialogs import TextInputDialog
 from ..engine_cli import run_engine
 from .data_text import cell, problem_where, render_sample, report_histogram, report_summary
+from .measured_table import MeasuredTable
 
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
 # The roles each shape reads, and which of them a row may leave out.
@@ -108,14 +109,14 @@ class DataPane(Widget):
         with Vertical(id="data-right"):
             yield Static("Select a file on the left to preview it.", id="preview-info", markup=False)
             yield Horizontal(id="mapping")
-            yield DataTable(id="preview", zebra_stripes=True, cursor_type="row")
+            yield MeasuredTable(id="preview", zebra_stripes=True, cursor_type="row")
             with VerticalScroll(id="sample"):
                 yield Static(id="sample-text")
             yield Static(id="raw-row", markup=False)
             with VerticalScroll(id="doctor"):
                 yield Static("Press c to check the project's data (the doctor runs in the background).",
                              id="doctor-summary", markup=False)
-                yield DataTable(id="problems-table", cursor_type="row")
+                yield MeasuredTable(id="problems-table", cursor_type="row")
                 yield Static(id="doctor-histogram", markup=False)
 
     def on_mount(self) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
 from smolora_engine.runs import RunInfo
 
+from .measured_table import MeasuredTable
 from .run_text import count, list_labels, status_text
 
 COLUMNS = ("run", "status", "step")
 
 
-class RunsTable(DataTable):
+class RunsTable(MeasuredTable):
     """Rows are updated in place and new runs appended, so the cursor never jumps to another run."""
 
     def __init__(self, **kwargs):
