@@ -119,7 +119,7 @@ def _cross_checks(project: Project) -> list[Problem]:
     if (missing := tracker_missing(t.report_to)) is not None:
         problems.append(Problem("training.report_to", missing, warning=True))
     if project.data.columns:
-        allowed = ("text", "instruction", "input", "output", "system", "prompt", "completion", "messages")
+        allowed = ("text", "instruction", "input", "output", "system", "prompt", "completion", "messages", "tools")
         for key in project.data.columns:
             if key not in allowed:
                 problems.append(Problem(f"data.columns.{key}",

@@ -227,7 +227,7 @@ def test_every_problem_reason_with_its_line(tmp_path):
     assert found[5][0] == "role_order" and "message 1 is 'assistant' where 'user' was expected" in found[5][1]
     assert found[6] == ("empty_assistant", "empty assistant turn (message 2)")
     assert found[7][0] == "not_utf8"
-    assert found[8] == ("bad_role", "message 1 has role 'wizard'; use system, user or assistant")
+    assert found[8] == ("bad_role", "message 1 has role 'wizard'; use system, user, assistant or tool")
     assert found[9] == ("duplicate", f"duplicate of {f}:1 (removed)")
     assert found[10] == ("empty_field", "field 'messages' is an empty list")
     assert (report.rows_read, report.rows_kept, report.duplicates) == (10, 1, 1)

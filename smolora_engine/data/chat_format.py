@@ -40,16 +40,23 @@ class ChatFormat:
             return [{"role": "system", "content": self.system}, *messages]
         return list(messages)
 
-    def template(self, tokenizer, messages: list[dict], generation: bool = False) -> str:
-        """The chat template applied to exactly these messages, with this format's options."""
+    def template(self, tokenizer, messages: list[dict], generation: bool = False, tools: list[dict] | None = None) -> str:
+        """The chat template applied to exactly these messages (and the tools they may call), with this
+        format's options. A template that refuses them (Gemma's alternation, Llama's one call a turn)
+        raises TemplateError with its own words."""
         if not getattr(tokenizer, "chat_template", None):
             raise TemplateError("the model's tokenizer has no chat template; use a chat model or plain text data")
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation,
-                                             **self.options)
+        from jinja2 import TemplateError as JinjaError
 
-    def prompt(self, tokenizer, messages: list[dict]) -> str:
+        try:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation,
+                                                 **({"tools": tools} if tools else {}), **self.options)
+        except JinjaError as exc:
+            raise TemplateError(f"the model's chat template refuses this conversation: {exc}") from None
+
+    def prompt(self, tokenizer, messages: list[dict], tools: list[dict] | None = None) -> str:
         """What the model is given to answer `messages`: the conversation rendered, then the generation prompt."""
-        return self.template(tokenizer, self.conversation(messages), generation=True)
+        return self.template(tokenizer, self.conversation(messages), generation=True, tools=tools)
 
     def pairs_as_chat(self, tokenizer) -> bool:
         """Do prompt/completion rows render as a user and an assistant turn (else: prompt + completion)?"""

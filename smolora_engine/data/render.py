@@ -18,11 +18,13 @@ completion. Plain text is trained everywhere.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
 from .chat_format import ChatFormat, TemplateError
 from .shapes import Sample
+from .tool_calls import call_names, tool_names
 
 IGNORE = -100
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
@@ -50,21 +52,25 @@ class RenderError(ValueError):
     pass
 
 
-def _assistant_spans(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat) -> tuple[str, list[tuple[int, int]]]:
+def _assistant_spans(messages: list[dict], tokenizer, fmt: ChatFormat,
+                     tools: list[dict] | None = None) -> tuple[str, list[tuple[int, int]]]:
     messages = fmt.conversation(messages)
-    full = fmt.template(tokenizer, messages)
+    full = fmt.template(tokenizer, messages, tools=tools)
     spans = []
     cursor = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = fmt.template(tokenizer, messages[:i], generation=True) if i else ""
-        upto = fmt.template(tokenizer, messages[: i + 1])
+        before = fmt.template(tokenizer, messages[:i], generation=True, tools=tools) if i else ""
+        upto = fmt.template(tokenizer, messages[: i + 1], tools=tools)
         if full.startswith(upto) and upto.startswith(before) and len(before) >= cursor:
             start, end = len(before), len(upto)
             # Keep the turn's end token, not the whitespace the template puts after it.
             while end > start and upto[end - 1] in " \n":
                 end -= 1
+        elif message.get("tool_calls"):
+            _check_calls_written(full[cursor:], message, i + 1)  # a template that drops them says so first
+            start, end = _calls_span(full, before, upto, cursor)
         else:  # a template whose prefixes are not prefixes: find the answer's text itself
             start = full.find(message["content"], cursor)
             if start < 0:
@@ -73,12 +79,53 @@ def _assistant_spans(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat)
             eos = tokenizer.eos_token or ""
             if eos and full.startswith(eos, end):
                 end += len(eos)
+        _check_calls_written(full[start:end], message, i + 1)
         spans.append((start, end))
         cursor = end
+    _check_tools_shown(full, messages, tools)
     return full, spans
 
 
-def _template_mask(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat, ids: list[int]) -> list[int] | None:
+def _calls_span(full: str, before: str, upto: str, cursor: int) -> tuple[int, int]:
+    """A tool-calling turn where the template writes a last turn otherwise (Qwen3's empty think block):
+    the turn as rendered last, less what only a last turn gets before it, found where it stands in
+    the whole conversation."""
+    if not (full.startswith(before) and upto.startswith(before)) or len(before) < cursor:
+        raise RenderError("the chat template does not reproduce the assistant's tool calls")
+    start, turn = len(before), upto[len(before):].rstrip(" \n")
+    for cut in range(len(turn)):
+        if full.startswith(turn[cut:], start):
+            return start, start + len(turn) - cut
+    raise RenderError("the chat template does not reproduce the assistant's tool calls")
+
+
+def _check_calls_written(answer: str, message: dict, number: int) -> None:
+    """An assistant's tool calls are in its trained text: a template that drops them (SmolLM2's) would
+    teach the model to answer with nothing."""
+    missing = [name for name in call_names(message) if name not in answer]
+    if missing:
+        raise RenderError(f"the model's chat template leaves out message {number}'s tool call(s) ({', '.join(missing)}):"
+                          " use a model whose template writes tool calls (Qwen3, Llama 3.x), or write the calls "
+                          "into the assistant's text the way your model expects")
+
+
+def _check_tools_shown(full: str, messages: list[dict], tools: list[dict] | None) -> None:
+    """The row's tools, and every tool result, are in the text the model reads."""
+    missing = [name for name in tool_names(tools) if name not in full]
+    if missing:
+        raise RenderError(f"the model's chat template does not show the row's tools ({', '.join(missing)}): use a "
+                          "model whose template takes `tools` (Qwen3, Llama 3.x), or describe them in the system "
+                          "message")
+    for number, message in enumerate(messages, start=1):
+        result = message["content"].strip()
+        # As it is, or as a JSON string (Llama 3.x writes every result with tojson).
+        if message["role"] == "tool" and result and result not in full and \
+                json.dumps(result, ensure_ascii=False)[1:-1] not in full:
+            raise RenderError(f"the model's chat template leaves out message {number}'s tool result")
+
+
+def _template_mask(messages: list[dict], tokenizer, fmt: ChatFormat, ids: list[int],
+                   tools: list[dict] | None = None) -> list[int] | None:
     """The tokenizer's own assistant mask where the template has `{% generation %}` markers, else None.
 
     None too where it cannot be had (a slow tokenizer has no offsets) or does not describe these
@@ -88,7 +135,8 @@ def _template_mask(messages: list[dict[str, str]], tokenizer, fmt: ChatFormat, i
     if not isinstance(template, str) or not GENERATION_MARKER.search(template) or not tokenizer.is_fast:
         return None
     out = tokenizer.apply_chat_template(fmt.conversation(messages), tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True, **fmt.options)
+                                        return_assistant_tokens_mask=True, **({"tools": tools} if tools else {}),
+                                        **fmt.options)
     if list(out["input_ids"]) != ids:
         return None
     return list(out["assistant_masks"])
@@ -138,7 +186,7 @@ def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt:
             messages = [{"role": "user", "content": sample.prompt},
                         {"role": "assistant", "content": sample.completion or ""}]
         if messages:
-            text, spans = _assistant_spans(messages, tokenizer, fmt)
+            text, spans = _assistant_spans(messages, tokenizer, fmt, sample.tools)
     except TemplateError as exc:
         raise RenderError(str(exc)) from None
     if not messages and sample.prompt is not None:
@@ -154,7 +202,7 @@ def render_sample(sample: Sample, tokenizer, max_length: int | None = None, fmt:
     trained = [any((start < e and end > s) or (start == end and s < end <= e) for s, e in spans)
                for start, end in offsets]
     mask, missed, extra = ("prefix" if messages else ""), 0, 0
-    if messages and (marked := _template_mask(messages, tokenizer, fmt, ids)) is not None:
+    if messages and (marked := _template_mask(messages, tokenizer, fmt, ids, sample.tools)) is not None:
         mask = "template"
         missed = sum(1 for p, t in zip(trained, marked) if p and not t)
         extra = sum(1 for p, t in zip(trained, marked) if t and not p)

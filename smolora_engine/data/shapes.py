@@ -3,7 +3,8 @@
 - text: {"text": ...}
 - instruction (alpaca): {"instruction", "input"?, "output", "system"?}
 - prompt_completion: {"prompt", "completion"}
-- chat: OpenAI {"messages": [{"role", "content"}]} or ShareGPT {"conversations": [{"from", "value"}]}
+- chat: OpenAI {"messages": [{"role", "content"}]} or ShareGPT {"conversations": [{"from", "value"}]},
+  with tool calls and results and a row's "tools" where the data has them (tool_calls.py)
 
 Instruction rows become chat messages (so the model's chat template renders them);
 prompt/completion rows go through the template as a user and an assistant turn too
@@ -13,10 +14,13 @@ when the model has one (data.pair_format), with the loss on the completion. A pr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .rows import DataProblem, Row, where
+from .tool_calls import (KEPT_TOOL_FIELDS, SHAREGPT_CALL, TOOL_ROLES, ToolDataError, calls_from_sharegpt,
+                         normalize_calls, normalize_tools, result_text)
 
 SHAPES = ("text", "instruction", "prompt_completion", "chat")
 
@@ -32,6 +36,7 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "prompt": ("prompt", "question", "q", "query", "input"),
     "completion": ("completion", "answer", "a", "response", "output", "chosen"),
     "text": ("text", "content", "body", "document"),
+    "tools": ("tools", "functions"),  # a chat row's function schemas, for the template to show
 }
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "model": "assistant", "bot": "assistant", "chatgpt": "assistant", "system": "system"}
@@ -47,7 +52,8 @@ class Sample:
     text: str | None = None
     prompt: str | None = None
     completion: str | None = None
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # role and content; an assistant's tool_calls
+    tools: list[dict[str, Any]] | None = None  # the functions a conversation may call (tool_calls.py)
 
     @property
     def where(self) -> str:
@@ -64,7 +70,10 @@ class Sample:
     def key(self) -> str:
         """Identity for de-duplication."""
         if self.messages:
-            return "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in self.messages)
+            turns = "\x1e".join(f"{m['role']}\x1f{m['content']}" + (f"\x1f{json.dumps(m['tool_calls'], sort_keys=True)}"
+                                                                  if m.get("tool_calls") else "")
+                                for m in self.messages)
+            return turns + (f"\x1d{json.dumps(self.tools, sort_keys=True)}" if self.tools else "")
         if self.prompt is not None:
             return f"{self.prompt}\x1e{self.completion}"
         return self.text or ""
@@ -139,7 +148,7 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, str]] | DataProblem:
+def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, Any]] | DataProblem:
     if not isinstance(raw, list):
         return _problem(row, f"field '{column}' must be a list of messages, got {type(raw).__name__}", "wrong_type")
     if not raw:
@@ -148,32 +157,72 @@ def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, str]] 
     for i, message in enumerate(raw, start=1):
         if not isinstance(message, dict):
             return _problem(row, f"message {i} must be an object, got {type(message).__name__}", "wrong_type")
+        calls = None
         if "role" in message:
-            role, content = message.get("role"), _content_text(message.get("content"))
+            role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
         elif "from" in message:
-            role, content = SHAREGPT_ROLES.get(str(message.get("from")).lower(), message.get("from")), \
-                _content_text(message.get("value"))
+            source, content = str(message.get("from")).lower(), message.get("value")
+            role = SHAREGPT_ROLES.get(source, message.get("from"))
+            if source == SHAREGPT_CALL:
+                role, calls, content = "assistant", content, ""
         else:
             return _problem(row, f"message {i} has no 'role' (OpenAI) or 'from' (ShareGPT) key", "missing_field")
-        if role not in ("system", "user", "assistant"):
-            return _problem(row, f"message {i} has role {role!r}; use system, user or assistant", "bad_role")
-        if content is None:
+        role = "tool" if role in TOOL_ROLES else role
+        if role not in ("system", "user", "assistant", "tool"):
+            return _problem(row, f"message {i} has role {role!r}; use system, user, assistant or tool", "bad_role")
+        if calls is not None and role != "assistant":
+            return _problem(row, f"message {i} ({role}) has tool_calls: only an assistant calls tools", "bad_role")
+        if calls is not None:
+            try:
+                calls = (calls_from_sharegpt if isinstance(calls, str) else normalize_calls)(calls)
+            except ToolDataError as exc:
+                return _problem(row, f"message {i}: {exc}", "bad_tool_call")
+            content = "" if content is None else content
+        text = _content_text(content)
+        if role == "tool" and text is None:
+            text = result_text(content)
+        if text is None:
             return _problem(row, f"message {i} ({role}) has no text content", "wrong_type")
-        messages.append({"role": role, "content": content})
+        normal: dict[str, Any] = {"role": role, "content": text}
+        if calls:
+            normal["tool_calls"] = calls
+        if role == "tool":
+            normal.update({key: message[key] for key in KEPT_TOOL_FIELDS if isinstance(message.get(key), str)})
+        messages.append(normal)
     return check_turns(row, messages)
 
 
-def check_turns(row: Row, messages: list[dict[str, str]]) -> list[dict[str, str]] | DataProblem:
-    """System first (optional), then user and assistant alternating, ending with an assistant answer."""
+def row_tools(row: Row, column: str | None) -> list[dict[str, Any]] | DataProblem | None:
+    """The functions a chat row offers (None where it offers none), or what is wrong with them."""
+    offered = row.data.get(column) if column else None
+    if offered is None or (isinstance(offered, (str, list)) and not str(offered).strip("[] ")):  # "", []: none
+        return None
+    try:
+        return normalize_tools(offered)
+    except ToolDataError as exc:
+        return _problem(row, f"field '{column}': {exc}", "bad_tool_call")
+
+
+ORDER = "system first, then user and assistant alternating; tool results only after an assistant's tool calls"
+
+
+def check_turns(row: Row, messages: list[dict[str, Any]]) -> list[dict[str, Any]] | DataProblem:
+    """System first (optional), then user and assistant alternating, ending with an assistant answer. An
+    assistant that calls tools is followed by their results (one or more tool messages), then by the
+    assistant again."""
     turns = messages[1:] if messages[0]["role"] == "system" else messages
+    expected: tuple[str, ...] = ("user",)
     for i, message in enumerate(turns):
         number = i + 1 + (len(messages) - len(turns))
-        expected = "user" if i % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            return _problem(row, f"bad role order: message {number} is {message['role']!r} where {expected!r} "
-                                 "was expected (system first, then user and assistant alternating)", "role_order")
-        if expected == "assistant" and not message["content"].strip():
+        role = message["role"]
+        if role not in expected:
+            wanted = " or ".join(repr(r) for r in expected)
+            return _problem(row, f"bad role order: message {number} is {role!r} where {wanted} was expected "
+                                 f"({ORDER})", "role_order")
+        if role == "assistant" and not message["content"].strip() and not message.get("tool_calls"):
             return _problem(row, f"empty assistant turn (message {number})", "empty_assistant")
+        expected = {"user": ("assistant",), "tool": ("tool", "assistant")}.get(
+            role, ("tool",) if message.get("tool_calls") else ("user",))
     if not turns or turns[-1]["role"] != "assistant":
         return _problem(row, "the conversation does not end with an assistant answer to train on", "role_order")
     return messages
@@ -188,7 +237,10 @@ def to_sample(row: Row, shape: str, mapping: dict[str, str]) -> Sample | DataPro
             return _problem(row, f"missing field 'messages' (columns: {describe_columns(set(row.data))})",
                             "missing_field")
         messages = normalize_messages(row, row.data[column], column)
-        return messages if isinstance(messages, DataProblem) else Sample(*origin, messages=messages)
+        if isinstance(messages, DataProblem):
+            return messages
+        tools = row_tools(row, cols.get("tools"))
+        return tools if isinstance(tools, DataProblem) else Sample(*origin, messages=messages, tools=tools)
     if shape == "instruction":
         values = {}
         for role, required in (("instruction", True), ("input", False), ("output", True), ("system", False)):

@@ -28,7 +28,7 @@ class Answers:
 def prompt_ids(prompt: EvalPrompt, tokenizer, fmt: ChatFormat) -> list[int]:
     if prompt.kind == "chat" or (prompt.kind == "pair" and fmt.pairs_as_chat(tokenizer)):
         messages = prompt.messages or [{"role": "user", "content": prompt.user}]
-        return tokenizer(fmt.prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        return tokenizer(fmt.prompt(tokenizer, messages, prompt.tools), add_special_tokens=False)["input_ids"]
     return tokenizer(prompt.user)["input_ids"]
 
 

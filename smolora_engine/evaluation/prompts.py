@@ -21,7 +21,8 @@ from typing import Any
 
 from ..data.readers import read_source
 from ..data.rows import DataProblem, DataSourceError, Row
-from ..data.shapes import DEFAULT_COLUMNS, Sample, normalize_messages
+from ..data.shapes import DEFAULT_COLUMNS, Sample, normalize_messages, row_tools
+from ..data.tool_calls import TOOL_ROLES, calls_text
 from .checks import Check, CheckError, parse_checks
 
 PROMPT_COLUMNS = ("prompt", "question", "q", "query", "input", "text")
@@ -32,10 +33,11 @@ REFERENCE_COLUMNS = ("reference", "answer", "completion", "a", "output", "respon
 class EvalPrompt:
     where: str  # file:line, or the eval split's row
     kind: str  # chat (messages), pair (a user text: a turn when the model has a template), text (continuation)
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     user: str = ""
     reference: str | None = None
     checks: list[Check] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None  # the functions the conversation may call
 
     @property
     def label(self) -> str:
@@ -82,16 +84,20 @@ def prompt_of_row(row: Row) -> EvalPrompt | DataProblem:
     column = next((name for name in DEFAULT_COLUMNS["messages"] if name in data), None)
     if column is not None:
         raw = data[column]
+        # A turn the model answers next: a user's, or a tool's result after the model's call.
         open_turn = isinstance(raw, list) and raw and isinstance(raw[-1], dict) and \
-            str(raw[-1].get("role", raw[-1].get("from", ""))).lower() in ("user", "human")
+            str(raw[-1].get("role", raw[-1].get("from", ""))).lower() in ("user", "human", *TOOL_ROLES)
         messages = normalize_messages(row, raw + [{"role": "assistant", "content": "-"}] if open_turn else raw,
                                       column)
         if isinstance(messages, DataProblem):
             return messages
+        tools = row_tools(row, next((name for name in DEFAULT_COLUMNS["tools"] if name in data), None))
+        if isinstance(tools, DataProblem):
+            return tools
         last = messages.pop()  # the answer the row gives (the reference), or the stand-in for the open turn
         if not open_turn:
-            reference = reference or last["content"]
-        return EvalPrompt(row.where, "chat", messages=messages, reference=reference, checks=checks)
+            reference = reference or last["content"] or calls_text(last)
+        return EvalPrompt(row.where, "chat", messages=messages, reference=reference, checks=checks, tools=tools)
     if (instruction := _text(data.get("instruction"))) is not None:  # alpaca: instruction, then its input
         context = _text(data.get("input")) or _text(data.get("context"))
         user = instruction.strip() + (f"\n\n{context.strip()}" if context else "")
@@ -133,8 +139,9 @@ def prompt_of_sample(sample: Sample, number: int) -> EvalPrompt:
     where = f"eval split row {number} ({sample.where})"
     if sample.messages:
         last_answer = max(i for i, m in enumerate(sample.messages) if m["role"] == "assistant")
+        answer = sample.messages[last_answer]
         return EvalPrompt(where, "chat", messages=sample.messages[:last_answer],
-                          reference=sample.messages[last_answer]["content"])
+                          reference=answer["content"] or calls_text(answer), tools=sample.tools)
     if sample.prompt is not None:
         return EvalPrompt(where, "pair", user=sample.prompt, reference=sample.completion)
     words = (sample.text or "").split(" ")

@@ -26,8 +26,8 @@ from .measured_table import MeasuredTable
 DATA_SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow"}
 # The roles each shape reads, and which of them a row may leave out.
 ROLES = {"text": ("text",), "instruction": ("instruction", "input", "output", "system"),
-         "prompt_completion": ("prompt", "completion"), "chat": ("messages",)}
-OPTIONAL_ROLES = {"input", "system"}
+         "prompt_completion": ("prompt", "completion"), "chat": ("messages", "tools")}
+OPTIONAL_ROLES = {"input", "system", "tools"}
 
 
 class DataTree(DirectoryTree):
