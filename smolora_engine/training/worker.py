@@ -79,14 +79,27 @@ def rank() -> int:
 
 
 def leave_process_group() -> None:
-    """Leave the process group training joined under torchrun or accelerate, before the process exits.
-
-    Left to the interpreter's exit, gloo's threads can be torn down unjoined, and the C++ runtime aborts
-    that rank ("terminate called without an active exception", SIGABRT) after a finished run: torchrun
-    then reports the run as failed (seen once in CI, a two-process run whose three steps had finished)."""
+    """Leave the process group training joined under torchrun or accelerate, before the process exits."""
     dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
     if dist is not None and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_quietly_if_follower(code: int) -> None:
+    """A rank other than 0 ends here, skipping the interpreter's teardown: it has written nothing of its
+    own (rank 0 writes the events, the adapter and the trackers' logs), and the teardown can kill it.
+
+    Its last collective (an eval's all-gather) returns before gloo's worker thread has dropped the
+    work, whose tensors the thread then releases under the GIL; a rank that exits at once is by then
+    tearing the interpreter down, the thread cannot take the GIL, and the C++ runtime aborts the rank
+    ("terminate called without an active exception", SIGABRT), which torchrun reports as a failed run.
+    Seen in 1 of 6 to 1 of 13 two-process runs here; the core showed exactly that
+    (ProcessGroupGloo::runLoop, ~AsyncAllgatherWork, take_gil during Py_FinalizeEx). Leaving the group
+    does not stop that thread while the trainer still holds the group."""
+    if rank() != 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def run_training(project_name: str, run_id: str | None = None, resume: str | None = None,
@@ -106,6 +119,7 @@ def run_training(project_name: str, run_id: str | None = None, resume: str | Non
             heartbeat.done.set()
             emit.close()
             leave_process_group()
+    exit_quietly_if_follower(code)
     if leader and project.notify.command:  # after the lock: the project can train again meanwhile
         from .notify import outcome_env, run_notify
 
