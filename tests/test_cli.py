@@ -135,4 +135,22 @@ def test_estimate_says_the_checkpointing_a_run_started_now_would_use(capsys, tin
     assert main(["estimate", "estimated", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["checkpointing"] == "on" and shown["checkpointing_reason"] == "training.gradient_checkpointing = on"
-    assert shown["total"] == sum(shown["parts"].values())
+    assert shown["total"] == sum(shown["parts"].values()) and shown["data"] is None
+
+
+def test_estimate_for_the_projects_data_reads_its_longest_sample(capsys, tiny_model_dir):
+    from smolora_engine.data import check_data
+    from smolora_engine.demo import demo_train_file
+    from smolora_engine.models import load_tokenizer
+    from smolora_engine.projects import create_project
+
+    project = create_project("estimated-data", model=str(tiny_model_dir), data=str(demo_train_file()))
+    assert main(["estimate", "estimated-data", "--data", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    longest = check_data(project.data, load_tokenizer(str(tiny_model_dir)), project.training.max_length).tokens["max"]
+    assert shown["data"]["longest"] == longest < shown["max_length"]
+    assert shown["data"]["total"] < shown["total"]  # the demo's samples are far shorter than max_length
+    assert main(["estimate", "estimated-data", "--data"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("for samples of max_length") and lines[2] == ""
+    assert lines[4].startswith(f"for this data (its longest sample: {longest} tokens), ")

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="the memory a project's training needs (from the model's files, "
                                          "without loading it)")
     p.add_argument("name")
+    p.add_argument("--data", action="store_true",
+                   help="also for the project's data: read it (the data doctor) and estimate for its longest sample")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("data", help="check or preview training data",

@@ -187,27 +187,59 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 @command("estimate")
 def cmd_estimate(args: argparse.Namespace) -> int:
-    """The memory a project's training needs, from its model's config and safetensors headers."""
+    """The memory a project's training needs, from its model's config and safetensors headers: at max_length,
+    and with --data for the project's data as well (its longest sample)."""
     from ..device import choose_device, free_memory
     from ..models import ensure_model
     from ..projects import load_project
-    from ..training.recipe import checkpointing_label
 
     project = load_project(args.name)
     facts = read_facts(ensure_model(project.model.base, progress=lambda msg: print(msg, file=sys.stderr)))
     device = choose_device(project.model.device, project.model.dtype).device
     # checkpointing `auto` resolved as a worker started now would resolve it: against the memory free now
-    result = estimate_for(facts, project, device, free_mb=free_memory(device) / 2**20)
-    checkpointing = checkpointing_label(result.checkpointing, result.checkpoint_every)
+    free_mb = free_memory(device) / 2**20
+    max_length = project.training.max_length
+    results = [(f"for samples of max_length ({max_length} tokens)", estimate_for(facts, project, device,
+                                                                                   free_mb=free_mb))]
+    longest = None
+    if args.data:
+        if (longest := _longest_sample(project)) is None:
+            return 1
+        cut = f", cut at max_length ({max_length})" if longest > max_length else ""
+        results.append((f"for this data (its longest sample: {longest} tokens{cut})",
+                        estimate_for(facts, project, device, longest=longest, free_mb=free_mb)))
     if args.json:
-        print_json({"total": result.total, "parts": dict(result.parts()), "device": result.device,
-                    "dtype": result.dtype, "adapter_params": result.adapter_params,
-                    "checkpointing": checkpointing, "checkpointing_reason": result.checkpointing_reason,
-                    "max_length": project.training.max_length, "samples_per_pass": result.packing.micro_batch})
-    else:
-        print(result.describe())
-        packing = result.packing
-        print(f"for samples of max_length ({project.training.max_length} tokens), "
-              + (f"{packing.micro_batch} per packed row" if packing.packed else f"{packing.micro_batch} per pass")
-              + f"; gradient checkpointing {checkpointing} ({result.checkpointing_reason})")
+        figures = _figures(results[0][1])
+        print_json({**figures, "max_length": max_length,
+                    "data": {**_figures(results[1][1]), "longest": longest} if args.data else None})
+        return 0
+    for number, (what, result) in enumerate(results):
+        figures = _figures(result)
+        packed = result.packing.packed
+        print(("\n" if number else "") + result.describe())
+        print(f"{what}, {figures['samples_per_pass']} per {'packed row' if packed else 'pass'}; gradient "
+              f"checkpointing {figures['checkpointing']} ({figures['checkpointing_reason']})")
     return 0
+
+
+def _figures(result) -> dict:
+    from ..training.recipe import checkpointing_label
+
+    return {"total": result.total, "parts": dict(result.parts()), "device": result.device, "dtype": result.dtype,
+            "adapter_params": result.adapter_params,
+            "checkpointing": checkpointing_label(result.checkpointing, result.checkpoint_every),
+            "checkpointing_reason": result.checkpointing_reason, "samples_per_pass": result.packing.micro_batch}
+
+
+def _longest_sample(project) -> int | None:
+    """The longest sample of the project's data in tokens (the doctor's reading), or None, said why."""
+    from ..data.doctor import DataError, check_data
+    from ..models import load_tokenizer
+
+    try:
+        report = check_data(project.data, load_tokenizer(project.model.base, project.model.trust_remote_code),
+                            project.training.max_length)
+    except DataError as exc:
+        print(f"error: the project's data cannot be read for the estimate: {exc}", file=sys.stderr)
+        return None
+    return (report.tokens or {}).get("max")
