@@ -19,9 +19,10 @@ from textual_plotext import PlotextPlot
 from smolora_engine.compare import CompareError, Comparison, cell, compare_runs, figure_cells, FIGURE_HEADERS
 
 from ..widgets.measured_table import MeasuredTable
+from ..widgets.run_chart import BLUE, BRIGHT_YELLOW, CYAN, GREEN, MAGENTA, RED, WHITE, YELLOW
 from ..widgets.run_text import even_ticks, list_labels
 
-COLORS = ["cyan", "magenta", "green", "orange", "blue", "red", "yellow", "white"]
+COLORS = [CYAN, MAGENTA, GREEN, YELLOW, BLUE, RED, BRIGHT_YELLOW, WHITE]  # each run's, in the table and the plot
 REREAD_S = 3.0
 
 
@@ -105,41 +106,35 @@ class CompareScreen(Screen):
         labels = list_labels([r.run_id for r in self.comparison.runs])
         for run, label in zip(self.comparison.runs, labels):
             out_of_it = run.run_id in self.left_out
-            mark = Text("·" if out_of_it else "━━", style="dim" if out_of_it else f"bold {colors[run.run_id]}")
+            mark = Text("·" if out_of_it else "━━", style="dim" if out_of_it else f"bold color({colors[run.run_id]})")
             values = [cell(run.settings.get(k)) for k in shown.differing]
             row = [mark, label, *figure_cells(run), *values]
             table.add_row(*(Text(str(v), style="dim") if out_of_it and not isinstance(v, Text) else v for v in row),
                           key=run.run_id)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1), animate=False)
-        self.draw_plot(shown, labels)
+        self.draw_plot(shown)
 
-    def colors(self) -> dict[str, str]:
+    def colors(self) -> dict[str, int]:
         assert self.comparison is not None
         return {r.run_id: COLORS[i % len(COLORS)] for i, r in enumerate(self.comparison.runs)}
 
-    def draw_plot(self, shown: Comparison, labels: list[str]) -> None:
+    def draw_plot(self, shown: Comparison) -> None:
         plot = self.query_one("#compare-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
         what = "eval loss" if self.eval_curves else "train loss"
-        plt.title(f"{what} by step (e: {'train' if self.eval_curves else 'eval'} loss)")
+        # No legend: drawn in the plot's corner, it hid where the curves start. The table above is the key.
+        plt.title(f"{what} by step, in the table's colours (e: {'train' if self.eval_curves else 'eval'} loss)")
         colors = self.colors()
-        label_of = dict(zip([r.run_id for r in self.comparison.runs], labels)) if self.comparison else {}
         values: list[float] = []
         for run in shown.runs:
             points = run.eval_losses if self.eval_curves else run.losses
             if not points:
                 continue
             xs, ys = [s for s, _ in points], [v for _, v in points]
-            name = label_of.get(run.run_id, run.run_id)
-            if shown.differing:
-                name += " " + " ".join(f"{k.split('.')[-1]}={cell(run.settings.get(k))}" for k in shown.differing[:2])
-            if self.eval_curves:
-                plt.plot(xs, ys, label=name, color=colors[run.run_id], marker="●")
-            else:
-                plt.plot(xs, ys, label=name, color=colors[run.run_id], marker="braille")
+            plt.plot(xs, ys, color=colors[run.run_id], marker="●" if self.eval_curves else "braille")
             values += ys
         if values:
             rows = max(plot.size.height - 4, 1)
@@ -166,4 +161,4 @@ class CompareScreen(Screen):
         if self.comparison is not None:
             shown = self.included()
             assert shown is not None
-            self.draw_plot(shown, list_labels([r.run_id for r in self.comparison.runs]))
+            self.draw_plot(shown)

@@ -17,7 +17,6 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, ProgressBar, Static
 from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
 
 from smolora_engine.runs import RunInfo
 
@@ -25,7 +24,7 @@ from ..dialogs import ConfirmDialog
 from ..engine_cli import run_engine
 from ..run_follow import ProjectRuns, RunHistory
 from ..run_notice import EndWatch, desktop_notify, notice_text, notify_settings
-from .run_chart import draw_chart
+from .run_chart import RunChart
 from .run_figures import checkpoint_list, run_summary
 from .run_log import RunLog
 from .run_text import short_id
@@ -121,7 +120,7 @@ class TrainPane(Widget, can_focus=False):
         with Vertical(id="train-main"):
             yield Static("No runs yet: press s to start training with the saved settings.", id="train-stats")
             yield ProgressBar(total=1, id="train-progress", show_eta=False, show_percentage=True)
-            yield PlotextPlot(id="loss-plot")
+            yield RunChart(id="loss-plot")
             yield SamplesPanel(id="samples-panel")
             yield RunLog(id="train-log")
 
@@ -204,7 +203,7 @@ class TrainPane(Widget, can_focus=False):
         series = [(history, "")]
         if self.overlay and self.overlay != self.shown:
             series.append((self.runs.history(self.overlay), short_id(self.overlay)))
-        draw_chart(self.query_one("#loss-plot", PlotextPlot), series, self.smoothing, self.log_scale)
+        self.query_one(RunChart).draw(series, self.smoothing, self.log_scale)
 
     def _draw_buttons(self, infos: list[RunInfo], history: RunHistory | None) -> None:
         states = tuple(self._why_not(action, infos, history) is not None for action in ("start", "stop", "resume"))
