@@ -97,6 +97,23 @@ def test_the_forms_datasets_write_calls_in_become_one():
     assert bare.messages[1] == sharegpt.messages[1] == openai.messages[1]
     assert openai.tools == sharegpt.tools == [WEATHER]
     assert openai.key() == bare.key() != sample({"messages": openai_row()["messages"]}).key()  # tools count
+    legacy = openai_row()  # OpenAI's older function calling: one function_call, then a "function" result
+    legacy["messages"][1] = {"role": "assistant", "content": None,
+                             "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    legacy["messages"][2] = {"role": "function", "name": "get_weather", "content": RESULT}
+    assert sample(legacy).messages[1:3] == [openai.messages[1], {"role": "tool", "content": RESULT,
+                                                                   "name": "get_weather"}]
+
+
+def test_calls_written_in_the_assistants_text_are_trained_as_text(tokenizer):
+    """Hermes-style data: the call is the assistant's text (<tool_call>…), the result a tool turn."""
+    tokenizer.chat_template = CHATML
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    hermes = sample({"conversations": [{"from": "human", "value": QUESTION["content"]}, {"from": "gpt", "value": call},
+                                       {"from": "Tool", "value": f"<tool_response>{RESULT}</tool_response>"},
+                                       {"from": "gpt", "value": ANSWER["content"]}]})
+    assert [m["role"] for m in hermes.messages] == ["user", "assistant", "tool", "assistant"]
+    assert trained(render_sample(hermes, tokenizer)) == [call + "<|im_end|>", ANSWER["content"] + "<|im_end|>"]
 
 
 def test_bad_tool_rows_are_reported_with_their_line_and_the_good_ones_kept(tmp_path, tokenizer):
@@ -117,7 +134,7 @@ def test_bad_tool_rows_are_reported_with_their_line_and_the_good_ones_kept(tmp_p
     assert problems[2][0] == "bad_tool_call" and "tool call 1 (get_weather): arguments is not valid JSON" in problems[2][1]
     assert problems[3] == ("role_order", "bad role order: message 2 is 'tool' where 'assistant' was expected (system "
                                          "first, then user and assistant alternating; tool results only after an "
-                                         "assistant's tool calls)")
+                                         "assistant's turn)")
     assert "tool call 1 has no function name" in problems[4][1]
     assert "field 'tools': tools must be a list of function schemas, got dict" in problems[5][1]
     assert report.rows_kept == len(report.token_lengths) == 2

@@ -160,6 +160,8 @@ def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, Any]] 
         calls = None
         if "role" in message:
             role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
+            if calls is None and isinstance(message.get("function_call"), dict):  # OpenAI's older form
+                calls = [message["function_call"]]
         elif "from" in message:
             source, content = str(message.get("from")).lower(), message.get("value")
             role = SHAREGPT_ROLES.get(source, message.get("from"))
@@ -167,7 +169,7 @@ def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, Any]] 
                 role, calls, content = "assistant", content, ""
         else:
             return _problem(row, f"message {i} has no 'role' (OpenAI) or 'from' (ShareGPT) key", "missing_field")
-        role = "tool" if role in TOOL_ROLES else role
+        role = "tool" if str(role).lower() in TOOL_ROLES else role
         if role not in ("system", "user", "assistant", "tool"):
             return _problem(row, f"message {i} has role {role!r}; use system, user, assistant or tool", "bad_role")
         if calls is not None and role != "assistant":
@@ -203,13 +205,13 @@ def row_tools(row: Row, column: str | None) -> list[dict[str, Any]] | DataProble
         return _problem(row, f"field '{column}': {exc}", "bad_tool_call")
 
 
-ORDER = "system first, then user and assistant alternating; tool results only after an assistant's tool calls"
+ORDER = "system first, then user and assistant alternating; tool results only after an assistant's turn"
 
 
 def check_turns(row: Row, messages: list[dict[str, Any]]) -> list[dict[str, Any]] | DataProblem:
     """System first (optional), then user and assistant alternating, ending with an assistant answer. An
     assistant that calls tools is followed by their results (one or more tool messages), then by the
-    assistant again."""
+    assistant again; calls written in the assistant's text may be followed by results too."""
     turns = messages[1:] if messages[0]["role"] == "system" else messages
     expected: tuple[str, ...] = ("user",)
     for i, message in enumerate(turns):
@@ -221,8 +223,10 @@ def check_turns(row: Row, messages: list[dict[str, Any]]) -> list[dict[str, Any]
                                  f"({ORDER})", "role_order")
         if role == "assistant" and not message["content"].strip() and not message.get("tool_calls"):
             return _problem(row, f"empty assistant turn (message {number})", "empty_assistant")
+        # After an assistant: its calls' results, where it made calls (in tool_calls, or written in its
+        # text, as Hermes-style data does), or the user's next turn.
         expected = {"user": ("assistant",), "tool": ("tool", "assistant")}.get(
-            role, ("tool",) if message.get("tool_calls") else ("user",))
+            role, ("tool",) if message.get("tool_calls") else ("user", "tool"))
     if not turns or turns[-1]["role"] != "assistant":
         return _problem(row, "the conversation does not end with an assistant answer to train on", "role_order")
     return messages
