@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from smolora_engine.cli.data import NOT_RENDERED
 from smolora_engine.data import check_data
 from smolora_engine.data.render import RenderError, render_sample
 from smolora_engine.data.rows import DataProblem, Row
@@ -185,3 +186,14 @@ def test_an_eval_prompt_ending_with_a_tool_result_is_answered_with_its_tools(tok
     held_out = prompt_of_row(Row({"messages": [QUESTION, openai_row()["messages"][1]], "tools": [WEATHER]},
                                  "prompts.jsonl", 2))
     assert held_out.reference == '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+
+
+def test_the_sample_view_names_a_row_its_template_cannot_render(tmp_path, tiny_model_dir, capsys):
+    from smolora_engine.cli import main
+    from smolora_engine.projects import create_project
+
+    data = tmp_path / "tools.jsonl"
+    data.write_text(json.dumps(openai_row()) + "\n")
+    create_project("tool-sample", model=str(tiny_model_dir), data=str(data))  # SmolLM2's template: no calls
+    assert main(["data", "sample", "--project", "tool-sample", "--index", "0", "--json"]) == NOT_RENDERED
+    assert f"{data}:1: the model's chat template leaves out message 2's tool call(s)" in capsys.readouterr().err

@@ -474,6 +474,32 @@ async def test_map_odd_column_names_then_see_a_sample_with_its_trained_span(tmp_
         assert "Four." in trained and "What is two plus two?" in masked and "Four." not in masked, (rendered.plain, rendered.spans)
 
 
+async def test_the_sample_view_steps_past_a_row_the_template_cannot_render(tmp_path, tiny_model_dir):
+    """A tool-calling row under SmolLM2's template (which writes no calls): v names it, then v shows the next."""
+    import json
+
+    from textual.widgets import Static
+
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    rows = [{"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "",
+                                                                    "tool_calls": [call]},
+                          {"role": "tool", "content": "21"}, {"role": "assistant", "content": "21 C."}]},
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}]
+    data = tmp_path / "tools.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    create_project("p", model=str(tiny_model_dir), data=str(data))
+    app = SmoloraApp(project="p")
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_data(pilot, app)
+        sample = pane.query_one("#sample-text", Static)
+        await pilot.press("v")
+        await wait_until(pilot, lambda: "v: the next sample" in str(sample.render()))
+        assert f"{data}:1: the model's chat template leaves out message 2's tool call(s)" in str(sample.render())
+        await pilot.press("v")
+        await wait_until(pilot, lambda: "tokens" in str(sample.render()))
+        assert str(sample.render()).startswith(f"sample 2 · {data}:2 · ")
+
+
 async def test_another_file_shows_nothing_of_the_last_one_and_the_tree_goes_up(tmp_path):
     """The doctor, the sample and the column mapping belong to one file; browsing can leave its folder."""
     folder = tmp_path / "data"

@@ -9,6 +9,8 @@ import sys
 from ..project import ProjectError
 from .common import command, fail, print_json
 
+NOT_RENDERED = 3  # `data sample`: that sample cannot be rendered (the next one may be)
+
 
 def _data_settings(args: argparse.Namespace):
     """The project's data settings, or defaults pointed at PATH."""
@@ -73,15 +75,18 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
     """One sample rendered with the chat template: trained spans marked, masked spans plain."""
     from ..data.chat_format import ChatFormat
     from ..data.doctor import samples_for_display
-    from ..data.render import MASKS, mask_note, render_sample
+    from ..data.render import MASKS, RenderError, mask_note, render_sample
     from ..models import load_tokenizer
 
     samples = samples_for_display(settings, args.index + 1)
     if len(samples) <= args.index:
         return fail(f"the data has only {len(samples)} usable sample(s)")
     sample = samples[args.index]
-    rendered = render_sample(sample, load_tokenizer(model.base, model.trust_remote_code), training.max_length,
-                             ChatFormat.of(settings))
+    try:
+        rendered = render_sample(sample, load_tokenizer(model.base, model.trust_remote_code), training.max_length,
+                                 ChatFormat.of(settings))
+    except RenderError as exc:  # a row the doctor reports as a problem too: say which and why
+        return fail(f"{sample.where}: {exc}", NOT_RENDERED)
     if args.json:
         print_json({"where": sample.where, "segments": [{"text": t, "trained": tr} for t, tr in rendered.segments],
                     "tokens": len(rendered.input_ids), "trained_tokens": rendered.trained_tokens,

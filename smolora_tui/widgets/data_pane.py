@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 
+from smolora_engine.cli.data import NOT_RENDERED
 from smolora_engine.data.preview import Preview, preview
 from smolora_engine.data.shapes import SHAPES, resolve_columns
 
@@ -304,7 +305,10 @@ class DataPane(Widget):
         try:
             sample = json.loads(result.stdout)
         except json.JSONDecodeError:
-            self.sample_index = -1
+            if result.returncode == NOT_RENDERED:  # this sample is a problem row: v goes on to the next
+                out.update(Text.assemble((result.message, "red"), "\nv: the next sample"))
+                return
+            self.sample_index = -1  # past the last sample (or no data): v starts again
             out.update(Text(result.message, style="red"))
             return
         out.update(render_sample(sample, index))
