@@ -12,9 +12,8 @@ import json
 
 import pytest
 
-from smolora_engine.cli.data import NOT_RENDERED
 from smolora_engine.data import check_data
-from smolora_engine.data.render import RenderError, render_sample
+from smolora_engine.data.render import NOT_RENDERED, RenderError, render_sample
 from smolora_engine.data.rows import DataProblem, Row
 from smolora_engine.data.shapes import to_sample
 from smolora_engine.evaluation.answers import prompt_ids

@@ -9,8 +9,6 @@ import sys
 from ..project import ProjectError
 from .common import command, fail, print_json
 
-NOT_RENDERED = 3  # `data sample`: that sample cannot be rendered (the next one may be)
-
 
 def _data_settings(args: argparse.Namespace):
     """The project's data settings, or defaults pointed at PATH."""
@@ -75,7 +73,7 @@ def _show_sample(settings, model, training, args: argparse.Namespace) -> int:
     """One sample rendered with the chat template: trained spans marked, masked spans plain."""
     from ..data.chat_format import ChatFormat
     from ..data.doctor import samples_for_display
-    from ..data.render import MASKS, RenderError, mask_note, render_sample
+    from ..data.render import MASKS, NOT_RENDERED, RenderError, mask_note, render_sample
     from ..models import load_tokenizer
 
     samples = samples_for_display(settings, args.index + 1)

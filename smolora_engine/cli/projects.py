@@ -203,8 +203,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                                                                                    free_mb=free_mb))]
     longest = None
     if args.data:
-        if (longest := _longest_sample(project)) is None:
-            return 1
+        from ..data.doctor import DataError
+
+        try:
+            longest = _longest_sample(project)
+        except DataError as exc:
+            return fail(f"the project's data cannot be read for the estimate: {exc}")
         cut = f", cut at max_length ({max_length})" if longest > max_length else ""
         results.append((f"for this data (its longest sample: {longest} tokens{cut})",
                         estimate_for(facts, project, device, longest=longest, free_mb=free_mb)))
@@ -231,15 +235,11 @@ def _figures(result) -> dict:
             "checkpointing_reason": result.checkpointing_reason, "samples_per_pass": result.packing.micro_batch}
 
 
-def _longest_sample(project) -> int | None:
-    """The longest sample of the project's data in tokens (the doctor's reading), or None, said why."""
-    from ..data.doctor import DataError, check_data
+def _longest_sample(project) -> int:
+    """The longest sample of the project's data in tokens, as the doctor reads it (DataError where none is usable)."""
+    from ..data.doctor import check_data
     from ..models import load_tokenizer
 
-    try:
-        report = check_data(project.data, load_tokenizer(project.model.base, project.model.trust_remote_code),
-                            project.training.max_length)
-    except DataError as exc:
-        print(f"error: the project's data cannot be read for the estimate: {exc}", file=sys.stderr)
-        return None
-    return (report.tokens or {}).get("max")
+    report = check_data(project.data, load_tokenizer(project.model.base, project.model.trust_remote_code),
+                        project.training.max_length)
+    return report.tokens["max"]

@@ -50,9 +50,13 @@ class ChatFormat:
 
         try:
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation,
-                                                 **({"tools": tools} if tools else {}), **self.options)
+                                                 **self.variables(tools))
         except JinjaError as exc:
             raise TemplateError(f"the model's chat template refuses this conversation: {exc}") from None
+
+    def variables(self, tools: list[dict] | None = None) -> dict[str, Any]:
+        """What the chat template is given beside the messages: the tools (where there are any) and the options."""
+        return {**({"tools": tools} if tools else {}), **self.options}
 
     def prompt(self, tokenizer, messages: list[dict], tools: list[dict] | None = None) -> str:
         """What the model is given to answer `messages`: the conversation rendered, then the generation prompt."""

@@ -52,6 +52,9 @@ class RenderError(ValueError):
     pass
 
 
+NOT_RENDERED = 3  # the exit status of `smolora data sample` for a sample that raises RenderError
+
+
 def _assistant_spans(messages: list[dict], tokenizer, fmt: ChatFormat,
                      tools: list[dict] | None = None) -> tuple[str, list[tuple[int, int]]]:
     messages = fmt.conversation(messages)
@@ -135,8 +138,7 @@ def _template_mask(messages: list[dict], tokenizer, fmt: ChatFormat, ids: list[i
     if not isinstance(template, str) or not GENERATION_MARKER.search(template) or not tokenizer.is_fast:
         return None
     out = tokenizer.apply_chat_template(fmt.conversation(messages), tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True, **({"tools": tools} if tools else {}),
-                                        **fmt.options)
+                                        return_assistant_tokens_mask=True, **fmt.variables(tools))
     if list(out["input_ids"]) != ids:
         return None
     return list(out["assistant_masks"])

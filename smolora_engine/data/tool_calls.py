@@ -92,7 +92,7 @@ def result_text(content: Any) -> str | None:
     """A tool's result as text: text as it is, JSON data as JSON text."""
     if isinstance(content, str):
         return content
-    if isinstance(content, (dict, list, int, float, bool)) and content is not None:
+    if isinstance(content, (dict, list, int, float, bool)):
         return json.dumps(content, ensure_ascii=False)
     return None
 

@@ -32,6 +32,7 @@ these would override.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
@@ -42,12 +43,11 @@ _HALF = (torch.bfloat16, torch.float16)
 
 class Remade:
     """What autograd keeps in place of a saved tensor that is made again when the backward pass reads it
-    (`unpack`): here a float32 copy or a norm's output, in lean_mlp.py the down projection's input."""
+    (`unpack`): here a float32 copy or a norm's output, in lean_mlp.py the down projection's input. Each
+    kind defines `make()`, which returns the tensor."""
 
     __slots__ = ()
-
-    def make(self) -> torch.Tensor:
-        raise NotImplementedError
+    make: Callable[[], torch.Tensor]
 
 
 def unpack(saved):

@@ -78,6 +78,11 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def world_size() -> int:
+    """How many processes train together under torchrun or accelerate (1 when alone)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def leave_process_group() -> None:
     """Leave the process group training joined under torchrun or accelerate, before the process exits."""
     dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
@@ -96,7 +101,7 @@ def exit_quietly_if_follower(code: int) -> None:
     Seen in 1 of 6 to 1 of 13 two-process runs here; the core showed exactly that
     (ProcessGroupGloo::runLoop, ~AsyncAllgatherWork, take_gil during Py_FinalizeEx). Leaving the group
     does not stop that thread while the trainer still holds the group."""
-    if rank() != 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if rank() != 0 and world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -216,7 +221,7 @@ def _train(project: Project, run_id: str, folder: Path, emit: Emitter, heartbeat
         emit(ev.Loading(message="starting the trainer", progress=0.9))
         sampler = EvalSampler.for_run(project, tokenizer, data.eval, emit) if rank() == 0 else None
         metric = choose_metric(project, sampler, eval_set is not None, emit)
-        if metric == "pass_rate" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if metric == "pass_rate" and world_size() > 1:
             emit(ev.Warning(message="with several processes the pass rate is only known to the first: the best "
                                     "checkpoint and early stopping follow eval_loss"))
             metric = "eval_loss" if eval_set is not None else None

@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, DirectoryTree, Label, Select, Static
 
-from smolora_engine.cli.data import NOT_RENDERED
 from smolora_engine.data.preview import Preview, preview
+from smolora_engine.data.render import NOT_RENDERED
 from smolora_engine.data.shapes import SHAPES, resolve_columns
 
 from ..dialogs import TextInputDialog

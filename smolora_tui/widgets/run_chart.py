@@ -44,7 +44,7 @@ class RunChart(Vertical):
         plt.clear_figure()
         has_rate = any(h is not None and h.plot_pass_rate[0] for h, _name in series)
         keys = []
-        drawn, values = False, []
+        values: list[float] = []  # the loss values drawn, for the left axis
         for (hist, name), (train_color, eval_color, rate_color) in zip(series, COLORS):
             if hist is None:
                 continue
@@ -53,13 +53,11 @@ class RunChart(Vertical):
             if xs:
                 plt.plot(xs, ys, color=train_color, marker="braille")
                 keys.append(key_entry(prefix + "train", "train", train_color))
-                drawn = True
                 values += ys
             xs, ys = hist.plot_eval
             if xs:
                 plt.scatter(xs, ys, color=eval_color, marker=MARKERS["eval"])
                 keys.append(key_entry(prefix + "eval", "eval", eval_color))
-                drawn = True
                 values += ys
             xs, ys = hist.plot_pass_rate
             if xs and hist.base_samples is not None and hist.base_samples.pass_rate is not None:
@@ -67,7 +65,7 @@ class RunChart(Vertical):
             if xs:
                 plt.plot(xs, [100 * y for y in ys], color=rate_color, marker=MARKERS["pass %"], yside="right")
                 keys.append(key_entry(prefix + "pass % (right)", "pass %", rate_color))
-        if drawn and log_scale:
+        if values and log_scale:
             plt.yscale("log")
         rows = max(plot.size.height - 3, 1)  # less the frame and the x ticks
         count = max(2, min(6, rows // 2 + 1))  # as many evenly spaced ticks as the height takes
