@@ -103,6 +103,12 @@ def test_the_forms_datasets_write_calls_in_become_one():
     legacy["messages"][2] = {"role": "function", "name": "get_weather", "content": RESULT}
     assert sample(legacy).messages[1:3] == [openai.messages[1], {"role": "tool", "content": RESULT,
                                                                    "name": "get_weather"}]
+    as_text = openai_row()  # tool_calls kept as a JSON string, as some datasets store them
+    as_text["messages"][1]["tool_calls"] = json.dumps(as_text["messages"][1]["tool_calls"])
+    as_data = {"conversations": [{"from": "human", "value": QUESTION["content"]},  # function_call as an object
+                                 {"from": "function_call", "value": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                                 {"from": "observation", "value": RESULT}, {"from": "gpt", "value": ANSWER["content"]}]}
+    assert sample(as_text).messages[1] == sample(as_data).messages[1] == openai.messages[1]
 
 
 def test_calls_written_in_the_assistants_text_are_trained_as_text(tokenizer):

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .rows import DataProblem, Row, where
-from .tool_calls import (KEPT_TOOL_FIELDS, SHAREGPT_CALL, TOOL_ROLES, ToolDataError, calls_from_sharegpt,
-                         normalize_calls, normalize_tools, result_text)
+from .tool_calls import (KEPT_TOOL_FIELDS, SHAREGPT_CALL, TOOL_ROLES, ToolDataError, normalize_tools, parse_calls,
+                         result_text)
 
 SHAPES = ("text", "instruction", "prompt_completion", "chat")
 
@@ -161,7 +161,7 @@ def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, Any]] 
         if "role" in message:
             role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
             if calls is None and isinstance(message.get("function_call"), dict):  # OpenAI's older form
-                calls = [message["function_call"]]
+                calls = message["function_call"]
         elif "from" in message:
             source, content = str(message.get("from")).lower(), message.get("value")
             role = SHAREGPT_ROLES.get(source, message.get("from"))
@@ -176,7 +176,7 @@ def normalize_messages(row: Row, raw: Any, column: str) -> list[dict[str, Any]] 
             return _problem(row, f"message {i} ({role}) has tool_calls: only an assistant calls tools", "bad_role")
         if calls is not None:
             try:
-                calls = (calls_from_sharegpt if isinstance(calls, str) else normalize_calls)(calls)
+                calls = parse_calls(calls)
             except ToolDataError as exc:
                 return _problem(row, f"message {i}: {exc}", "bad_tool_call")
             content = "" if content is None else content

@@ -7,6 +7,7 @@ The forms people bring become the one Hugging Face chat templates read:
 - calls without the `function` wrapper (`{"name", "arguments"}`), as some datasets write them;
 - ShareGPT as LLaMA-Factory writes it: `{"from": "function_call", "value": "{\"name\": …, \"arguments\":
   …}"}` (one call or a list), then `{"from": "observation", "value": …}`;
+- any of these calls as data or as JSON text (some datasets keep `tool_calls` as a string);
 - a row's `tools`: the functions' JSON schemas, a list or its JSON text, each wrapped or bare.
 
 Arguments become an object, which templates write with `tojson`. A call whose arguments are not JSON,
@@ -66,9 +67,10 @@ def normalize_calls(raw: Any) -> list[dict[str, Any]]:
     return calls
 
 
-def calls_from_sharegpt(value: Any) -> list[dict[str, Any]]:
-    """LLaMA-Factory's `function_call` turn: one call, or a list of them, as JSON text."""
-    parsed = _json(value, "the function_call")
+def parse_calls(value: Any) -> list[dict[str, Any]]:
+    """An assistant's calls as a dataset holds them: a list of calls or one call (LLaMA-Factory's
+    `function_call` turn, OpenAI's older `function_call`), as data or as its JSON text."""
+    parsed = _json(value, "tool_calls")
     return normalize_calls(parsed if isinstance(parsed, list) else [parsed])
 
 
