@@ -124,7 +124,7 @@ class ChatPane(Widget):
         try:
             async for raw in proc.stdout:
                 event = ev.parse_line(raw.decode(errors="replace"))
-                if event is not None:
+                if event is not None and not self._torn_down():
                     self._on_event(event)
             await proc.wait()
         except asyncio.CancelledError:  # the screen or the app went away, or a restart
@@ -140,6 +140,12 @@ class ChatPane(Widget):
                 bubble.finish("(the worker stopped)")
             self.pending.clear()
             self._lock(False)
+
+    def _torn_down(self) -> bool:
+        """The pane is going away (its screen removed, or the app closing): its widgets may be gone before
+        this worker is cancelled, and an event the model worker sends meanwhile has nowhere to go (CI once
+        failed an app's exit on `#serve-status` not found)."""
+        return self._pruning or not self.is_attached or not self.app.is_running
 
     def _on_event(self, event: ev.Event) -> None:
         status = self.query_one("#serve-status", Static)
